@@ -1,0 +1,14 @@
+//! Tower middleware for APIs that Altinn system users call.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod error;
+pub mod org;
+pub mod reject;
+
+pub use body::ResponseBody;
+pub use error::ConfigError;
+pub use org::{IdentifierError, OrgId, OrgNumber, Organisation, Party, PersonId};
+pub use reject::{Rejection, RejectionKind, RejectionResponder};
