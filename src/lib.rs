@@ -5,10 +5,14 @@
 
 mod body;
 mod error;
+mod future;
+pub mod maskinporten;
 pub mod org;
 pub mod reject;
 
 pub use body::ResponseBody;
 pub use error::ConfigError;
+pub use future::ResponseFuture;
+pub use maskinporten::{MaskinportenLayer, MaskinportenToken};
 pub use org::{IdentifierError, OrgId, OrgNumber, Organisation, Party, PersonId};
 pub use reject::{Rejection, RejectionKind, RejectionResponder};

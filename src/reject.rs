@@ -412,16 +412,12 @@ impl RejectionResponder for ProblemResponder {
     }
 }
 
-/// Builds the final response of a layer for a rejection.
-pub(crate) fn render<B>(
-    responder: &dyn RejectionResponder,
-    rejection: Rejection,
-    request_headers: &HeaderMap,
-) -> Response<crate::body::ResponseBody<B>> {
-    let res = responder.respond(&rejection, request_headers);
-    let (mut parts, bytes) = res.into_parts();
-    parts.extensions.insert(rejection);
-    Response::from_parts(parts, crate::body::ResponseBody::rejection(bytes))
+/// Builds the response of a layer for a rejection, with the rejection in its extensions.
+pub(crate) fn render(responder: &dyn RejectionResponder, rejection: Rejection, request_headers: &HeaderMap) -> Response<Bytes> {
+    tracing::debug!(kind = ?rejection.kind(), "request refused");
+    let mut res = responder.respond(&rejection, request_headers);
+    res.extensions_mut().insert(rejection);
+    res
 }
 
 #[cfg(test)]

@@ -1,0 +1,624 @@
+//! The key store: RFC 8414 discovery, the JWKS cache, refresh and key filtering.
+//!
+//! - Reads are lock-free: every request loads an [`ArcSwapOption`] snapshot of the key set.
+//! - No lock is held across network I/O. A refresh runs as one spawned task; everyone who needs
+//!   it awaits the same [`Shared`] future.
+//! - An unknown `kid` causes at most one refetch per `unknown_kid_interval` (default 30 s).
+//!   The `kid` never goes into a URL.
+//! - Keys are refreshed ahead of expiry (TTL from `Cache-Control: max-age`, clamped), triggered
+//!   by requests without delaying them. A failed fetch never wipes good keys; the last good set
+//!   keeps serving for `max_stale` (default 24 h) with exponential backoff between attempts.
+//! - Keys are filtered one by one: RSA, at least 2048 bits, `use` absent or `sig`, `alg` absent
+//!   or RS256/384/512, no private members, unique `kid`. One bad key never spoils the set.
+
+use super::validate::Alg;
+use arc_swap::ArcSwapOption;
+use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Key store tuning. All have safe defaults.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyStoreConfig {
+    pub default_ttl: Duration,
+    pub min_ttl: Duration,
+    pub max_ttl: Duration,
+    pub max_stale: Duration,
+    pub unknown_kid_interval: Duration,
+    pub connect_timeout: Duration,
+    pub fetch_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for KeyStoreConfig {
+    fn default() -> Self {
+        KeyStoreConfig {
+            default_ttl: Duration::from_secs(600),
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            max_stale: Duration::from_secs(24 * 3600),
+            unknown_kid_interval: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(3),
+            fetch_timeout: Duration::from_secs(10),
+            max_body_bytes: 64 * 1024,
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where the JWKS comes from.
+#[derive(Clone, Debug)]
+pub(crate) enum KeySource {
+    /// RFC 8414 metadata at this URL; its `issuer` must equal the configured issuer.
+    Discovery(url::Url),
+    /// A configured `jwks_uri`.
+    Jwks(url::Url),
+}
+
+/// One usable signing key.
+pub(crate) struct VerifyingKey {
+    kid: Box<str>,
+    alg: Option<Alg>,
+    rs256: ParsedPublicKey,
+    rs384: ParsedPublicKey,
+    rs512: ParsedPublicKey,
+}
+
+impl VerifyingKey {
+    /// Verifies `signature` over `message` with `alg`, honouring the key's own `alg` if any.
+    pub(crate) fn verify(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
+        if self.alg.is_some_and(|a| a != alg) {
+            return false;
+        }
+        let key = match alg {
+            Alg::Rs256 => &self.rs256,
+            Alg::Rs384 => &self.rs384,
+            Alg::Rs512 => &self.rs512,
+        };
+        key.verify_sig(message, signature).is_ok()
+    }
+
+    /// The key's own `alg`, if the JWK named one.
+    pub(crate) fn alg(&self) -> Option<Alg> {
+        self.alg
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+/// A fetched key set.
+pub(crate) struct KeySet {
+    keys: HashMap<Box<str>, Arc<VerifyingKey>>,
+    refresh_at: Instant,
+    usable_until: Instant,
+}
+
+impl KeySet {
+    pub(crate) fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
+        self.keys.get(kid)
+    }
+}
+
+/// Why no key could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyError {
+    /// The key set is loaded and does not hold this `kid`.
+    UnknownKid,
+    /// No usable key set; retry after this long.
+    Unavailable(Duration),
+}
+
+/// Why a fetch failed. Internal: never shown to clients, logged at warn level.
+#[derive(Debug, Clone)]
+pub(crate) enum FetchError {
+    Http(String),
+    Status(u16),
+    TooLarge,
+    Json(String),
+    Metadata(&'static str),
+    NoUsableKeys,
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Http(e) => write!(f, "request failed: {e}"),
+            FetchError::Status(s) => write!(f, "HTTP status {s}"),
+            FetchError::TooLarge => f.write_str("response larger than the cap"),
+            FetchError::Json(e) => write!(f, "invalid JSON: {e}"),
+            FetchError::Metadata(e) => write!(f, "invalid metadata: {e}"),
+            FetchError::NoUsableKeys => f.write_str("no usable keys in the JWKS"),
+        }
+    }
+}
+
+type RefreshFuture = Shared<BoxFuture<'static, Result<(), FetchError>>>;
+
+#[derive(Default)]
+struct RefreshState {
+    inflight: Option<RefreshFuture>,
+    /// Earliest time the next fetch may start (backoff after failures).
+    next_allowed: Option<Instant>,
+    failures: u32,
+    last_kid_refresh: Option<Instant>,
+}
+
+struct Inner {
+    issuer: String,
+    source: KeySource,
+    client: reqwest::Client,
+    config: KeyStoreConfig,
+    snapshot: ArcSwapOption<KeySet>,
+    discovered_jwks: ArcSwapOption<url::Url>,
+    state: Mutex<RefreshState>,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+/// Maskinporten's signing keys, cached and refreshed.
+///
+/// Cheap to clone; clones share the cache. Get it from
+/// [`MaskinportenLayer::keys`](super::MaskinportenLayer::keys) to wait for keys at startup or to
+/// answer a readiness probe.
+#[derive(Clone)]
+pub struct KeyStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("issuer", &self.inner.issuer)
+            .field("source", &self.inner.source)
+            .field("loaded", &self.is_ready())
+            .finish()
+    }
+}
+
+impl KeyStore {
+    pub(crate) fn new(issuer: String, source: KeySource, client: reqwest::Client, config: KeyStoreConfig) -> Self {
+        KeyStore {
+            inner: Arc::new(Inner {
+                issuer,
+                source,
+                client,
+                config,
+                snapshot: ArcSwapOption::empty(),
+                discovered_jwks: ArcSwapOption::empty(),
+                state: Mutex::new(RefreshState::default()),
+                fetches: std::sync::atomic::AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The issuer whose keys these are.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// Whether a usable key set is loaded (for readiness probes).
+    pub fn is_ready(&self) -> bool {
+        self.inner.snapshot.load().as_ref().is_some_and(|s| Instant::now() < s.usable_until)
+    }
+
+    /// Fetches keys now if none are loaded, and waits until they are (or the fetch failed).
+    ///
+    /// Call it at startup to fail fast on a wrong issuer, or in a readiness probe.
+    /// Errors carry a short description of what went wrong (no secrets).
+    pub async fn ready(&self) -> Result<(), KeyStoreError> {
+        if self.is_ready() {
+            return Ok(());
+        }
+        self.refresh_shared().await.map_err(|e| KeyStoreError(e.to_string()))
+    }
+
+    /// Fetches the key set now (sharing any fetch already in flight), ignoring backoff.
+    pub async fn refresh(&self) -> Result<(), KeyStoreError> {
+        self.refresh_shared().await.map_err(|e| KeyStoreError(e.to_string()))
+    }
+
+    /// Number of key-set fetches started so far (JWKS requests, not counting discovery).
+    pub fn fetch_count(&self) -> u64 {
+        self.inner.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The key for `kid` if the loaded snapshot has it; `None` means the async path is needed.
+    ///
+    /// Also starts a background refresh when the snapshot is due for one.
+    pub(crate) fn get_cached(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        let snap = self.inner.snapshot.load();
+        let set = snap.as_ref()?;
+        let now = Instant::now();
+        if now >= set.usable_until {
+            return None;
+        }
+        if now >= set.refresh_at {
+            self.refresh_in_background(now);
+        }
+        set.get(kid).cloned()
+    }
+
+    /// Whether `key` is still the key published under its `kid` (used by the token cache).
+    pub(crate) fn still_published(&self, key: &Arc<VerifyingKey>) -> bool {
+        let snap = self.inner.snapshot.load();
+        snap.as_ref().is_some_and(|s| Instant::now() < s.usable_until && s.get(&key.kid).is_some_and(|k| Arc::ptr_eq(k, key)))
+    }
+
+    /// The key for `kid`, fetching the key set if needed (bounded, rate-limited, shared).
+    pub(crate) async fn get(&self, kid: &str) -> Result<Arc<VerifyingKey>, KeyError> {
+        if let Some(k) = self.get_cached(kid) {
+            return Ok(k);
+        }
+        let now = Instant::now();
+        let loaded = self.is_ready();
+        if loaded {
+            // Unknown kid with a usable set: refetch at most once per interval.
+            let allowed = {
+                let mut st = self.lock_state();
+                let ok = st.last_kid_refresh.is_none_or(|t| now.duration_since(t) >= self.inner.config.unknown_kid_interval);
+                if ok {
+                    st.last_kid_refresh = Some(now);
+                }
+                ok
+            };
+            if !allowed {
+                return Err(KeyError::UnknownKid);
+            }
+            let _ = self.refresh_shared().await;
+            return self.lookup(kid).ok_or(KeyError::UnknownKid);
+        }
+        // No usable keys at all: fetch unless backing off.
+        if let Some(wait) = self.backoff_remaining(now) {
+            if self.inflight().is_none() {
+                return Err(KeyError::Unavailable(wait));
+            }
+        }
+        match self.refresh_shared().await {
+            Ok(()) => self.lookup(kid).ok_or(KeyError::UnknownKid),
+            Err(_) => Err(KeyError::Unavailable(self.backoff_remaining(Instant::now()).unwrap_or(self.inner.config.min_backoff))),
+        }
+    }
+
+    fn lookup(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        let snap = self.inner.snapshot.load();
+        snap.as_ref().filter(|s| Instant::now() < s.usable_until).and_then(|s| s.get(kid).cloned())
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, RefreshState> {
+        // The state holds no invariants a panic could break; recover from poisoning.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn inflight(&self) -> Option<RefreshFuture> {
+        self.lock_state().inflight.clone()
+    }
+
+    fn backoff_remaining(&self, now: Instant) -> Option<Duration> {
+        let st = self.lock_state();
+        st.next_allowed.filter(|t| *t > now).map(|t| t - now)
+    }
+
+    fn refresh_in_background(&self, now: Instant) {
+        let mut st = self.lock_state();
+        if st.inflight.is_some() || st.next_allowed.is_some_and(|t| t > now) {
+            return;
+        }
+        let fut = self.start_refresh(&mut st);
+        drop(st);
+        // The spawned task runs regardless; nobody needs to await it.
+        drop(fut);
+    }
+
+    /// Joins the fetch in flight or starts one.
+    fn refresh_shared(&self) -> RefreshFuture {
+        let mut st = self.lock_state();
+        if let Some(f) = &st.inflight {
+            return f.clone();
+        }
+        self.start_refresh(&mut st)
+    }
+
+    fn start_refresh(&self, st: &mut RefreshState) -> RefreshFuture {
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let result = store.fetch_and_install().await;
+            let mut st = store.lock_state();
+            st.inflight = None;
+            match &result {
+                Ok(()) => {
+                    st.failures = 0;
+                    st.next_allowed = None;
+                }
+                Err(e) => {
+                    st.failures = st.failures.saturating_add(1);
+                    let cfg = &store.inner.config;
+                    let backoff = cfg.min_backoff.saturating_mul(1u32 << st.failures.min(16).saturating_sub(1)).min(cfg.max_backoff);
+                    st.next_allowed = Some(Instant::now() + backoff);
+                    tracing::warn!(issuer = %store.inner.issuer, error = %e, retry_in = ?backoff, "fetching Maskinporten signing keys failed");
+                }
+            }
+            result
+        });
+        let fut: BoxFuture<'static, Result<(), FetchError>> = async move {
+            match task.await {
+                Ok(r) => r,
+                Err(_) => Err(FetchError::Http("key refresh task failed".into())),
+            }
+        }
+        .boxed();
+        let shared = fut.shared();
+        st.inflight = Some(shared.clone());
+        shared
+    }
+
+    async fn fetch_and_install(&self) -> Result<(), FetchError> {
+        let jwks_uri = self.jwks_uri().await?;
+        self.inner.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (body, max_age) = self.get_bounded(&jwks_uri).await.inspect_err(|_| {
+            // Re-discover next time in case the metadata moved the JWKS.
+            if matches!(self.inner.source, KeySource::Discovery(_)) {
+                self.inner.discovered_jwks.store(None);
+            }
+        })?;
+        let (keys, skipped) = parse_jwks(&body)?;
+        if keys.is_empty() {
+            return Err(FetchError::NoUsableKeys);
+        }
+        if skipped > 0 {
+            tracing::debug!(skipped, "skipped unusable keys in the JWKS");
+        }
+        let cfg = &self.inner.config;
+        let ttl = max_age.unwrap_or(cfg.default_ttl).clamp(cfg.min_ttl, cfg.max_ttl);
+        let now = Instant::now();
+        let set = KeySet { keys, refresh_at: now + ttl.mul_f32(0.9), usable_until: now + ttl + cfg.max_stale };
+        self.inner.snapshot.store(Some(Arc::new(set)));
+        Ok(())
+    }
+
+    async fn jwks_uri(&self) -> Result<url::Url, FetchError> {
+        match &self.inner.source {
+            KeySource::Jwks(u) => Ok(u.clone()),
+            KeySource::Discovery(meta) => {
+                if let Some(u) = self.inner.discovered_jwks.load_full() {
+                    return Ok((*u).clone());
+                }
+                let (body, _) = self.get_bounded(meta).await?;
+                let doc: Metadata = serde_json::from_slice(&body).map_err(|e| FetchError::Json(e.to_string()))?;
+                if doc.issuer != self.inner.issuer {
+                    return Err(FetchError::Metadata("issuer does not match the configured issuer"));
+                }
+                let uri = doc.jwks_uri.ok_or(FetchError::Metadata("no jwks_uri"))?;
+                let uri = crate::error::check_url("jwks_uri", &uri).map_err(|_| FetchError::Metadata("jwks_uri is not https"))?;
+                self.inner.discovered_jwks.store(Some(Arc::new(uri.clone())));
+                Ok(uri)
+            }
+        }
+    }
+
+    /// GET with connect and total timeouts and a body cap. Returns the body and `max-age`.
+    async fn get_bounded(&self, url: &url::Url) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
+        let cfg = &self.inner.config;
+        let work = async {
+            let mut res = self
+                .inner
+                .client
+                .get(url.clone())
+                .header(http::header::ACCEPT, "application/json")
+                .send()
+                .await
+                .map_err(|e| FetchError::Http(without_url(&e)))?;
+            if !res.status().is_success() {
+                return Err(FetchError::Status(res.status().as_u16()));
+            }
+            let max = cfg.max_body_bytes;
+            if res.content_length().is_some_and(|l| l > max as u64) {
+                return Err(FetchError::TooLarge);
+            }
+            let max_age = res.headers().get(http::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
+            let mut body = Vec::new();
+            while let Some(chunk) = res.chunk().await.map_err(|e| FetchError::Http(without_url(&e)))? {
+                if body.len() + chunk.len() > max {
+                    return Err(FetchError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok((body, max_age))
+        };
+        tokio::time::timeout(cfg.fetch_timeout, work).await.map_err(|_| FetchError::Http("timed out".into()))?
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_connect() {
+        "connect error"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() || e.is_decode() {
+        "body error"
+    } else {
+        "request error"
+    };
+    kind.to_owned()
+}
+
+/// An error from [`KeyStore::ready`] or [`KeyStore::refresh`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("Maskinporten signing keys could not be fetched: {0}")]
+pub struct KeyStoreError(String);
+
+#[derive(serde::Deserialize)]
+struct Metadata {
+    issuer: String,
+    jwks_uri: Option<String>,
+}
+
+fn max_age(cc: &str) -> Option<Duration> {
+    let mut out = None;
+    for d in cc.split(',') {
+        let d = d.trim();
+        if d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("no-cache") {
+            return Some(Duration::ZERO);
+        }
+        if let Some((k, v)) = d.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("max-age") {
+                out = v.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            }
+        }
+    }
+    out
+}
+
+#[derive(serde::Deserialize)]
+struct Jwks {
+    keys: Vec<serde_json::Value>,
+}
+
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// Parses a JWKS body into usable keys, skipping (and counting) unusable ones.
+pub(crate) fn parse_jwks(body: &[u8]) -> Result<(HashMap<Box<str>, Arc<VerifyingKey>>, usize), FetchError> {
+    let jwks: Jwks = serde_json::from_slice(body).map_err(|e| FetchError::Json(e.to_string()))?;
+    let mut keys: HashMap<Box<str>, Arc<VerifyingKey>> = HashMap::new();
+    let mut duplicated: Vec<Box<str>> = Vec::new();
+    let mut skipped = 0;
+    for jwk in &jwks.keys {
+        match parse_jwk(jwk) {
+            Ok(k) => {
+                if keys.contains_key(&k.kid) || duplicated.contains(&k.kid) {
+                    // Two keys under one kid are ambiguous: use neither.
+                    keys.remove(&k.kid);
+                    duplicated.push(k.kid.clone());
+                    skipped += 2;
+                } else {
+                    keys.insert(k.kid.clone(), Arc::new(k));
+                }
+            }
+            Err(reason) => {
+                skipped += 1;
+                tracing::debug!(reason, "skipping JWK");
+            }
+        }
+    }
+    Ok((keys, skipped))
+}
+
+/// Turns one JWK into a usable RSA verification key, or says why not.
+pub(crate) fn parse_jwk(jwk: &serde_json::Value) -> Result<VerifyingKey, &'static str> {
+    let obj = jwk.as_object().ok_or("not an object")?;
+    let s = |name: &str| obj.get(name).and_then(|v| v.as_str());
+    if s("kty") != Some("RSA") {
+        return Err("kty is not RSA");
+    }
+    match obj.get("use") {
+        None => {}
+        Some(v) if v.as_str() == Some("sig") => {}
+        Some(_) => return Err("use is not sig"),
+    }
+    if let Some(ops) = obj.get("key_ops") {
+        let ok = ops.as_array().is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify")));
+        if !ok {
+            return Err("key_ops does not allow verify");
+        }
+    }
+    if PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
+        return Err("private key material published");
+    }
+    let alg = match obj.get("alg") {
+        None => None,
+        Some(v) => Some(v.as_str().and_then(Alg::from_name).ok_or("alg is not RS256/RS384/RS512")?),
+    };
+    let kid = s("kid").filter(|k| !k.is_empty() && k.len() <= 256).ok_or("no usable kid")?;
+    let n = URL_SAFE_NO_PAD.decode(s("n").ok_or("no n")?).map_err(|_| "n is not base64url")?;
+    let e = URL_SAFE_NO_PAD.decode(s("e").ok_or("no e")?).map_err(|_| "e is not base64url")?;
+    let n = strip_leading_zeros(&n);
+    let e = strip_leading_zeros(&e);
+    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+    if !(2048..=8192).contains(&bits) {
+        return Err("modulus is not 2048 to 8192 bits");
+    }
+    if n.last().is_none_or(|b| b & 1 == 0) {
+        return Err("modulus is even");
+    }
+    // e must be odd and at least 3; aws-lc limits it to 33 bits.
+    if e.is_empty() || e.len() > 4 || e.last().is_none_or(|b| b & 1 == 0) || (e.len() == 1 && e[0] < 3) {
+        return Err("bad public exponent");
+    }
+    if is_roca_weak(n) {
+        return Err("modulus has the ROCA weakness");
+    }
+    let comps = RsaPublicKeyComponents { n, e };
+    let parse = |p| comps.to_parsed_public_key(p).map_err(|_| "RSA key rejected");
+    Ok(VerifyingKey {
+        kid: kid.into(),
+        alg,
+        rs256: parse(&signature::RSA_PKCS1_2048_8192_SHA256)?,
+        rs384: parse(&signature::RSA_PKCS1_2048_8192_SHA384)?,
+        rs512: parse(&signature::RSA_PKCS1_2048_8192_SHA512)?,
+    })
+}
+
+fn strip_leading_zeros(b: &[u8]) -> &[u8] {
+    let i = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+    &b[i..]
+}
+
+/// The ROCA fingerprint (CVE-2017-15361): moduli made by the vulnerable Infineon library are,
+/// modulo each of these small primes, in the subgroup generated by 65537.
+fn is_roca_weak(n: &[u8]) -> bool {
+    const PRIMES: [u32; 38] = [
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149,
+        151, 157, 163, 167,
+    ];
+    PRIMES.iter().all(|&p| {
+        let r = n.iter().fold(0u64, |acc, b| (acc * 256 + u64::from(*b)) % u64::from(p));
+        // Walk the subgroup generated by 65537 mod p.
+        let g = 65537 % u64::from(p);
+        let mut x = 1u64;
+        for _ in 0..p {
+            if x == r {
+                return true;
+            }
+            x = x * g % u64::from(p);
+            if x == 1 {
+                break;
+            }
+        }
+        false
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(max_age("public, max-age=3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn garbage_keys_are_skipped_not_fatal() {
+        let body = br#"{"keys":[{"kty":"EC"},{"kty":"RSA","kid":"x","n":"AQAB","e":"AQAB"},"str",null]}"#;
+        let (keys, skipped) = parse_jwks(body).unwrap();
+        assert!(keys.is_empty());
+        assert_eq!(skipped, 4);
+        assert!(parse_jwks(b"not json").is_err());
+        assert!(parse_jwks(br#"{"keys":{}}"#).is_err());
+    }
+}

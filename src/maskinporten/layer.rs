@@ -1,0 +1,314 @@
+//! [`MaskinportenLayer`] and its builder.
+
+use super::cache::TokenCache;
+use super::keys::{KeySource, KeyStore, KeyStoreConfig};
+use super::service::{Config, MaskinportenService, ScopeRule};
+use super::validate::{Algorithm, AudiencePolicy, Validator};
+use crate::error::{ConfigError, check_url};
+use crate::reject::{ProblemResponder, RejectionResponder};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_layer::Layer;
+
+/// Maskinporten's production issuer.
+pub const PRODUCTION_ISSUER: &str = "https://maskinporten.no/";
+/// Maskinporten's test issuer (pairs with Altinn TT02).
+pub const TEST_ISSUER: &str = "https://test.maskinporten.no/";
+
+/// Largest accepted token, checked before any decoding.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// A tower layer that validates Maskinporten access tokens.
+///
+/// Build it once with [`MaskinportenLayer::builder`] and apply it to a router or service.
+/// Cloning is cheap: clones share the key store and the token cache.
+#[derive(Clone)]
+pub struct MaskinportenLayer {
+    config: Arc<Config>,
+}
+
+impl MaskinportenLayer {
+    /// Starts configuring a layer. Issuer and at least one required scope must be set.
+    pub fn builder() -> MaskinportenLayerBuilder {
+        MaskinportenLayerBuilder::default()
+    }
+
+    /// The key store, to wait for keys at startup (`layer.keys().ready().await`) or to answer
+    /// a readiness probe (`layer.keys().is_ready()`).
+    pub fn keys(&self) -> &KeyStore {
+        &self.config.keys
+    }
+}
+
+impl std::fmt::Debug for MaskinportenLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaskinportenLayer")
+            .field("issuer", &self.config.validator.issuer)
+            .field("scopes", &self.config.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for MaskinportenLayer {
+    type Service = MaskinportenService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MaskinportenService::new(inner, self.config.clone())
+    }
+}
+
+/// Builder for [`MaskinportenLayer`]. Nothing is fetched until the first request (or
+/// [`KeyStore::ready`]); `build` only checks the configuration.
+#[must_use]
+pub struct MaskinportenLayerBuilder {
+    issuer: Option<String>,
+    jwks_uri: Option<String>,
+    all_of: Vec<String>,
+    any_of: Vec<String>,
+    allow_any_scope: bool,
+    audience: Vec<String>,
+    leeway: Duration,
+    max_lifetime: Option<Duration>,
+    algorithms: Vec<Algorithm>,
+    client: Option<reqwest::Client>,
+    keys: KeyStoreConfig,
+    shared_keys: Option<KeyStore>,
+    cache_capacity: u64,
+    responder: Arc<dyn RejectionResponder>,
+}
+
+impl Default for MaskinportenLayerBuilder {
+    fn default() -> Self {
+        MaskinportenLayerBuilder {
+            issuer: None,
+            jwks_uri: None,
+            all_of: Vec::new(),
+            any_of: Vec::new(),
+            allow_any_scope: false,
+            audience: Vec::new(),
+            leeway: Duration::from_secs(10),
+            max_lifetime: None,
+            algorithms: vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512],
+            client: None,
+            keys: KeyStoreConfig::default(),
+            shared_keys: None,
+            cache_capacity: 10_000,
+            responder: Arc::new(ProblemResponder),
+        }
+    }
+}
+
+impl MaskinportenLayerBuilder {
+    /// Production Maskinporten (`https://maskinporten.no/`).
+    pub fn production(self) -> Self {
+        self.issuer(PRODUCTION_ISSUER)
+    }
+
+    /// Test Maskinporten (`https://test.maskinporten.no/`), which pairs with Altinn TT02.
+    pub fn test_environment(self) -> Self {
+        self.issuer(TEST_ISSUER)
+    }
+
+    /// Any issuer, exactly as it appears in `iss` (with the trailing slash). Keys are found
+    /// through `{issuer}.well-known/oauth-authorization-server` unless [`jwks_uri`](Self::jwks_uri)
+    /// is set. Must be `https`, or `http` to a loopback host (fakes, local setups).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Skip discovery and fetch keys from this JWKS URL.
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
+    /// Require this scope (all scopes given this way are required). Exact element match on the
+    /// space-separated `scope` claim.
+    pub fn require_scope(mut self, scope: impl Into<String>) -> Self {
+        self.all_of.push(scope.into());
+        self
+    }
+
+    /// Require at least one of these scopes.
+    pub fn require_any_scope<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.any_of.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accept tokens whatever their scope. Off by default: `build` refuses a layer without a
+    /// required scope unless this is called, so a forgotten scope cannot open an API.
+    pub fn allow_any_scope(mut self) -> Self {
+        self.allow_any_scope = true;
+        self
+    }
+
+    /// Require this audience in `aud` (string or array). Repeat to accept several. Without it,
+    /// only tokens with no `aud` or `aud = "unspecified"` are accepted.
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.audience.push(aud.into());
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat` (default 10 s, at most 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Refuse tokens whose `exp - iat` is longer than this.
+    pub fn max_token_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = Some(max);
+        self
+    }
+
+    /// The accepted signature algorithms (default RS256, RS384, RS512).
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algs.into_iter().collect();
+        self
+    }
+
+    /// The HTTP client for discovery and JWKS fetches. Its own timeouts apply in addition to
+    /// ours (connect 3 s, total 10 s per fetch).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Use the key store of another layer (same issuer), so that several layers with different
+    /// scopes share one JWKS cache.
+    pub fn key_store(mut self, keys: KeyStore) -> Self {
+        self.shared_keys = Some(keys);
+        self
+    }
+
+    /// Least time between two refetches caused by an unknown `kid` (default 30 s).
+    pub fn unknown_kid_refetch_interval(mut self, every: Duration) -> Self {
+        self.keys.unknown_kid_interval = every;
+        self
+    }
+
+    /// Key-set lifetime when the JWKS response has no `Cache-Control: max-age` (default 10 min).
+    /// `max-age` is honoured within 1 min to 24 h.
+    pub fn jwks_ttl(mut self, ttl: Duration) -> Self {
+        self.keys.default_ttl = ttl;
+        self
+    }
+
+    /// Bounds for the `max-age` of the JWKS response (default 1 min to 24 h).
+    pub fn jwks_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.keys.min_ttl = min;
+        self.keys.max_ttl = max;
+        self
+    }
+
+    /// How long the last good keys keep serving past their TTL while the JWKS cannot be
+    /// fetched (default 24 h).
+    pub fn jwks_max_stale(mut self, stale: Duration) -> Self {
+        self.keys.max_stale = stale;
+        self
+    }
+
+    /// Backoff between failed fetches: doubles from `min` up to `max` (default 1 s to 60 s).
+    pub fn jwks_retry_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.keys.min_backoff = min;
+        self.keys.max_backoff = max;
+        self
+    }
+
+    /// Timeouts of one discovery or JWKS fetch (default 3 s to connect, 10 s in all).
+    pub fn jwks_timeouts(mut self, connect: Duration, total: Duration) -> Self {
+        self.keys.connect_timeout = connect;
+        self.keys.fetch_timeout = total;
+        self
+    }
+
+    /// Capacity of the verified-token cache (default 10,000 tokens; 0 turns it off).
+    pub fn token_cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// Replace the rejection response (the default is [`Rejection::to_response`](crate::Rejection::to_response)).
+    pub fn rejection_responder(mut self, responder: impl RejectionResponder) -> Self {
+        self.responder = Arc::new(responder);
+        self
+    }
+
+    /// Checks the configuration and builds the layer. No network I/O.
+    pub fn build(self) -> Result<MaskinportenLayer, ConfigError> {
+        let issuer = self.issuer.ok_or_else(|| ConfigError::new("issuer", "not set"))?;
+        let issuer_url = check_url("issuer", &issuer)?;
+        if !issuer.ends_with('/') {
+            return Err(ConfigError::new("issuer", "must end with '/' (Maskinporten's iss does)"));
+        }
+        if self.all_of.is_empty() && self.any_of.is_empty() && !self.allow_any_scope {
+            return Err(ConfigError::new("scope", "no required scope; call allow_any_scope() if that is meant"));
+        }
+        for s in self.all_of.iter().chain(&self.any_of) {
+            if s.is_empty() || s.bytes().any(|b| b == b' ' || b == b'"' || b == b'\\' || !(0x21..0x7f).contains(&b)) {
+                return Err(ConfigError::new("scope", format!("not a valid scope token: {s:?}")));
+            }
+        }
+        if self.leeway > Duration::from_secs(60) {
+            return Err(ConfigError::new("leeway", "at most 60 s"));
+        }
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::new("algorithms", "empty"));
+        }
+        if self.keys.min_ttl > self.keys.max_ttl || self.keys.min_backoff > self.keys.max_backoff {
+            return Err(ConfigError::new("jwks", "minimum above maximum"));
+        }
+        if self.keys.fetch_timeout.is_zero() {
+            return Err(ConfigError::new("jwks_timeouts", "zero"));
+        }
+        let keys = match self.shared_keys {
+            Some(k) => {
+                if k.issuer() != issuer {
+                    return Err(ConfigError::new("key_store", "belongs to another issuer"));
+                }
+                k
+            }
+            None => {
+                let source = match &self.jwks_uri {
+                    Some(u) => KeySource::Jwks(check_url("jwks_uri", u)?),
+                    None => KeySource::Discovery(
+                        issuer_url
+                            .join(".well-known/oauth-authorization-server")
+                            .map_err(|e| ConfigError::new("issuer", e.to_string()))?,
+                    ),
+                };
+                let client = match self.client {
+                    Some(c) => c,
+                    None => reqwest::Client::builder()
+                        .connect_timeout(self.keys.connect_timeout)
+                        .timeout(self.keys.fetch_timeout)
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .map_err(|e| ConfigError::new("http_client", e.to_string()))?,
+                };
+                KeyStore::new(issuer.clone(), source, client, self.keys)
+            }
+        };
+        let validator = Validator {
+            issuer: issuer.into(),
+            audience: if self.audience.is_empty() {
+                AudiencePolicy::Unrestricted
+            } else {
+                AudiencePolicy::Require(self.audience.into_iter().map(Into::into).collect())
+            },
+            leeway_secs: self.leeway.as_secs() as i64,
+            max_lifetime_secs: self.max_lifetime.map(|d| d.as_secs() as i64),
+            algorithms: Validator::allowed_bits(&self.algorithms),
+            max_token_bytes: MAX_TOKEN_BYTES,
+        };
+        let cache = (self.cache_capacity > 0).then(|| TokenCache::new(self.cache_capacity));
+        Ok(MaskinportenLayer {
+            config: Arc::new(Config { validator, keys, scopes: ScopeRule::new(self.all_of, self.any_of), cache, responder: self.responder }),
+        })
+    }
+}

@@ -1,0 +1,215 @@
+//! [`MaskinportenService`]: `Authorization` header → verified token → request extensions.
+
+use super::cache::TokenCache;
+use super::keys::{KeyError, KeyStore};
+use super::token::MaskinportenToken;
+use super::validate::{Validator, now_unix};
+use crate::future::ResponseFuture;
+use crate::reject::{self, Rejection, RejectionKind, RejectionResponder};
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Request, Response};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// The scopes a route requires.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScopeRule {
+    pub all_of: Box<[Box<str>]>,
+    pub any_of: Box<[Box<str>]>,
+    /// The `scope=` of the challenge: what the route wants.
+    pub challenge: Option<Arc<str>>,
+}
+
+impl ScopeRule {
+    pub(crate) fn new(all_of: Vec<String>, any_of: Vec<String>) -> Self {
+        let mut wanted: Vec<&str> = all_of.iter().map(String::as_str).collect();
+        wanted.extend(any_of.iter().map(String::as_str));
+        let challenge = (!wanted.is_empty()).then(|| Arc::from(wanted.join(" ")));
+        ScopeRule {
+            all_of: all_of.into_iter().map(Into::into).collect(),
+            any_of: any_of.into_iter().map(Into::into).collect(),
+            challenge,
+        }
+    }
+
+    pub(crate) fn allows(&self, token: &MaskinportenToken) -> bool {
+        self.all_of.iter().all(|s| token.has_scope(s)) && (self.any_of.is_empty() || self.any_of.iter().any(|s| token.has_scope(s)))
+    }
+}
+
+pub(crate) struct Config {
+    pub validator: Validator,
+    pub keys: KeyStore,
+    pub scopes: ScopeRule,
+    pub cache: Option<TokenCache>,
+    pub responder: Arc<dyn RejectionResponder>,
+}
+
+impl Config {
+    fn reject(&self, kind: RejectionKind, headers: &HeaderMap) -> Response<Bytes> {
+        let mut r = Rejection::new(kind);
+        if kind == RejectionKind::InsufficientScope {
+            if let Some(s) = &self.scopes.challenge {
+                r = r.with_scope(s.clone());
+            }
+        }
+        reject::render(&*self.responder, r, headers)
+    }
+
+    /// Per-route checks on a verified token, then into the extensions.
+    fn admit<B>(&self, token: MaskinportenToken, req: &mut Request<B>) -> Result<(), RejectionKind> {
+        if !self.scopes.allows(&token) {
+            return Err(RejectionKind::InsufficientScope);
+        }
+        if let Some(v) = req.headers_mut().get_mut(AUTHORIZATION) {
+            v.set_sensitive(true);
+        }
+        req.extensions_mut().insert(token);
+        Ok(())
+    }
+
+    /// Everything that can be done without waiting: `Ok(Some)` verified, `Ok(None)` keys needed.
+    fn verify_now(&self, token: &str, now: i64) -> Result<Option<MaskinportenToken>, RejectionKind> {
+        if let Some(cache) = &self.cache {
+            if let Some(t) = cache.get(token, &self.keys, now) {
+                return Ok(Some(t));
+            }
+        }
+        let unverified = self.validator.parse(token)?;
+        let Some(key) = self.keys.get_cached(&unverified.kid) else { return Ok(None) };
+        let verified = self.validator.verify(&unverified, &key, now)?;
+        if let Some(cache) = &self.cache {
+            cache.insert(token, &verified, key);
+        }
+        Ok(Some(verified))
+    }
+
+    /// The slow path: the key has to be fetched first.
+    async fn verify_after_fetch(&self, token: &str) -> Result<MaskinportenToken, Rejection> {
+        let unverified = self.validator.parse(token).map_err(Rejection::new)?;
+        let key = match self.keys.get(&unverified.kid).await {
+            Ok(k) => k,
+            Err(KeyError::UnknownKid) => return Err(Rejection::new(RejectionKind::UnknownSigningKey)),
+            Err(KeyError::Unavailable(after)) => {
+                return Err(Rejection::new(RejectionKind::KeysUnavailable).with_retry_after(after.max(std::time::Duration::from_secs(1))));
+            }
+        };
+        let verified = self.validator.verify(&unverified, &key, now_unix()).map_err(Rejection::new)?;
+        if let Some(cache) = &self.cache {
+            cache.insert(token, &verified, key);
+        }
+        Ok(verified)
+    }
+}
+
+/// Validates the Maskinporten access token of every request.
+///
+/// On success the request reaches the inner service with a [`MaskinportenToken`] in its
+/// extensions and its `Authorization` header marked sensitive; otherwise the inner service is
+/// not called and the client gets the rejection (see [`crate::reject`]).
+pub struct MaskinportenService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> MaskinportenService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        MaskinportenService { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Clone> Clone for MaskinportenService<S> {
+    fn clone(&self) -> Self {
+        MaskinportenService { inner: self.inner.clone(), config: self.config.clone() }
+    }
+}
+
+impl<S> std::fmt::Debug for MaskinportenService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaskinportenService").field("issuer", &self.config.validator.issuer).finish_non_exhaustive()
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, checked for shape only.
+fn bearer(headers: &HeaderMap, max: usize) -> Result<&str, RejectionKind> {
+    let mut all = headers.get_all(AUTHORIZATION).iter();
+    let value = all.next().ok_or(RejectionKind::MissingToken)?;
+    if all.next().is_some() {
+        return Err(RejectionKind::MalformedAuthorization);
+    }
+    let b = value.as_bytes();
+    let scheme_end = b.iter().position(|c| *c == b' ').unwrap_or(b.len());
+    if !b[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        // Another scheme (Basic, DPoP, ...): no bearer token was presented.
+        return Err(RejectionKind::MissingToken);
+    }
+    let token = &b[(scheme_end + 1).min(b.len())..];
+    if token.len() > max {
+        return Err(RejectionKind::MalformedToken);
+    }
+    // RFC 6750 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" followed by "="s.
+    let body_end = token.iter().position(|c| *c == b'=').unwrap_or(token.len());
+    let ok = !token.is_empty()
+        && token[..body_end].iter().all(|c| c.is_ascii_alphanumeric() || b"-._~+/".contains(c))
+        && token[body_end..].iter().all(|c| *c == b'=');
+    if !ok {
+        return Err(RejectionKind::MalformedAuthorization);
+    }
+    std::str::from_utf8(token).map_err(|_| RejectionKind::MalformedAuthorization)
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MaskinportenService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    ReqBody: Send + 'static,
+{
+    type Response = Response<crate::ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The inner service that was driven to readiness is the one we must call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = &self.config;
+        let token = match bearer(req.headers(), config.validator.max_token_bytes) {
+            Ok(t) => t,
+            Err(kind) => return ResponseFuture::rejected(config.reject(kind, req.headers())),
+        };
+        match config.verify_now(token, now_unix()) {
+            Ok(Some(verified)) => match config.admit(verified, &mut req) {
+                Ok(()) => ResponseFuture::called(inner.call(req)),
+                Err(kind) => ResponseFuture::rejected(config.reject(kind, req.headers())),
+            },
+            Err(kind) => ResponseFuture::rejected(config.reject(kind, req.headers())),
+            Ok(None) => {
+                let token = token.to_owned();
+                let config = self.config.clone();
+                let check = async move {
+                    match config.verify_after_fetch(&token).await {
+                        Ok(verified) => match config.admit(verified, &mut req) {
+                            Ok(()) => Ok(req),
+                            Err(kind) => Err(config.reject(kind, req.headers())),
+                        },
+                        Err(r) => Err(reject::render(&*config.responder, r, req.headers())),
+                    }
+                }
+                .boxed();
+                ResponseFuture::checking(check, inner)
+            }
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! [`MaskinportenToken`]: the verified token, and the claims it is parsed from.
+
+use crate::org::{Organisation, OrgNumber};
+use crate::reject::RejectionKind;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
+
+/// The RAR `type` of a system-user entry in `authorization_details`.
+pub const SYSTEM_USER_TYPE: &str = "urn:altinn:systemuser";
+
+/// A Maskinporten access token whose signature, issuer, lifetime and audience were verified.
+///
+/// Put in the request extensions by [`MaskinportenLayer`](super::MaskinportenLayer). Cheap to
+/// clone. It never holds the raw token: `Debug` shows who and what, not the credential.
+#[derive(Clone)]
+pub struct MaskinportenToken {
+    inner: Arc<TokenData>,
+}
+
+pub(crate) struct TokenData {
+    pub issuer: Box<str>,
+    pub scopes: Box<[Box<str>]>,
+    pub client_id: Option<Box<str>>,
+    pub client_amr: Option<Box<str>>,
+    pub consumer: Option<Organisation>,
+    pub supplier: Option<Organisation>,
+    pub jti: Option<Box<str>>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub audience: Box<[Box<str>]>,
+    pub system_user: Option<SystemUserClaim>,
+}
+
+impl MaskinportenToken {
+    pub(crate) fn from_data(data: TokenData) -> Self {
+        MaskinportenToken { inner: Arc::new(data) }
+    }
+
+    /// The issuer (`iss`), exactly as configured.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The granted scopes (`scope`, split on spaces).
+    pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.inner.scopes.iter().map(|s| &**s)
+    }
+
+    /// Whether the token grants exactly this scope (whole-element match).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.inner.scopes.iter().any(|s| &**s == scope)
+    }
+
+    /// The vendor's Maskinporten client (`client_id`). Not for access control.
+    pub fn client_id(&self) -> Option<&str> {
+        self.inner.client_id.as_deref()
+    }
+
+    /// How the client authenticated (`client_amr`, e.g. `private_key_jwt`).
+    pub fn client_amr(&self) -> Option<&str> {
+        self.inner.client_amr.as_deref()
+    }
+
+    /// The organisation that authenticated (`consumer`). For system-user tokens: the vendor.
+    pub fn consumer(&self) -> Option<&Organisation> {
+        self.inner.consumer.as_ref()
+    }
+
+    /// The `supplier` of older API-delegation tokens.
+    pub fn supplier(&self) -> Option<&Organisation> {
+        self.inner.supplier.as_ref()
+    }
+
+    /// The token id (`jti`).
+    pub fn jti(&self) -> Option<&str> {
+        self.inner.jti.as_deref()
+    }
+
+    /// When the token was issued (`iat`).
+    pub fn issued_at(&self) -> SystemTime {
+        unix(self.inner.issued_at)
+    }
+
+    /// When the token expires (`exp`).
+    pub fn expires_at(&self) -> SystemTime {
+        unix(self.inner.expires_at)
+    }
+
+    pub(crate) fn exp_unix(&self) -> i64 {
+        self.inner.expires_at
+    }
+
+    /// The audiences (`aud`), empty when the token carries none.
+    pub fn audience(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.inner.audience.iter().map(|s| &**s)
+    }
+
+    /// The system user the token acts as, if it is a system-user token.
+    pub fn system_user(&self) -> Option<&SystemUserClaim> {
+        self.inner.system_user.as_ref()
+    }
+}
+
+fn unix(secs: i64) -> SystemTime {
+    if secs >= 0 { UNIX_EPOCH + Duration::from_secs(secs as u64) } else { UNIX_EPOCH }
+}
+
+impl fmt::Debug for MaskinportenToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.inner;
+        f.debug_struct("MaskinportenToken")
+            .field("issuer", &d.issuer)
+            .field("client_id", &d.client_id)
+            .field("consumer", &d.consumer.as_ref().map(ToString::to_string))
+            .field("scopes", &d.scopes)
+            .field("expires_at", &d.expires_at)
+            .field("system_user", &d.system_user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The system user in a token's `authorization_details` (`type` `urn:altinn:systemuser`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemUserClaim {
+    ids: Box<[Uuid]>,
+    owner: Organisation,
+    owner_org: OrgNumber,
+    system_id: Box<str>,
+    external_ref: Option<Box<str>>,
+}
+
+impl SystemUserClaim {
+    /// The system user's id: the first element of `systemuser_id`, as all Altinn code uses it.
+    pub fn id(&self) -> Uuid {
+        self.ids[0]
+    }
+
+    /// All ids in `systemuser_id` (normally one).
+    pub fn ids(&self) -> &[Uuid] {
+        &self.ids
+    }
+
+    /// The organisation that owns the system user (`systemuser_org`): the customer.
+    pub fn owner(&self) -> &Organisation {
+        &self.owner
+    }
+
+    /// The owner's organisation number.
+    pub fn owner_org(&self) -> OrgNumber {
+        self.owner_org
+    }
+
+    /// The vendor's system in Altinn's system register (`system_id`).
+    pub fn system_id(&self) -> &str {
+        &self.system_id
+    }
+
+    /// The vendor's reference for choosing among system users (`externalRef`).
+    pub fn external_ref(&self) -> Option<&str> {
+        self.external_ref.as_deref()
+    }
+}
+
+/// The claims as they come off the wire. Unknown claims are ignored; known claims repeated are
+/// an error (serde's derive rejects duplicate fields).
+#[derive(Deserialize)]
+pub(crate) struct RawClaims<'a> {
+    pub iss: Option<String>,
+    pub exp: Option<NumericDate>,
+    pub iat: Option<NumericDate>,
+    pub nbf: Option<NumericDate>,
+    pub aud: Option<OneOrMany<String>>,
+    pub scope: Option<String>,
+    pub token_type: Option<String>,
+    pub client_id: Option<String>,
+    pub client_amr: Option<String>,
+    pub jti: Option<String>,
+    pub consumer: Option<RawOrg>,
+    pub supplier: Option<RawOrg>,
+    #[serde(borrow)]
+    pub authorization_details: Option<&'a RawValue>,
+}
+
+/// A JSON number of seconds since the epoch (integer or fractional).
+pub(crate) struct NumericDate(pub i64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        if let Some(i) = n.as_i64() {
+            return Ok(NumericDate(i));
+        }
+        match n.as_f64() {
+            Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(NumericDate(f.floor() as i64)),
+            _ => Err(serde::de::Error::custom("numeric date out of range")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RawOrg {
+    authority: Option<String>,
+    #[serde(rename = "ID")]
+    id_upper: Option<String>,
+    id: Option<String>,
+}
+
+impl RawOrg {
+    fn parse(self) -> Option<Organisation> {
+        let id = match (self.id_upper, self.id) {
+            (Some(a), Some(b)) if a != b => return None,
+            (Some(a), _) | (None, Some(a)) => a,
+            (None, None) => return None,
+        };
+        Organisation::from_iso6523(self.authority.as_deref().unwrap_or(crate::org::ISO6523_AUTHORITY), &id).ok()
+    }
+}
+
+#[derive(Deserialize)]
+struct DetailType<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawSystemUser {
+    systemuser_id: Option<OneOrMany<String>>,
+    systemuser_org: Option<RawOrg>,
+    system_id: Option<String>,
+    #[serde(rename = "externalRef")]
+    external_ref: Option<String>,
+}
+
+/// Parses `consumer` / `supplier`: present but malformed is an error.
+pub(crate) fn parse_org(raw: Option<RawOrg>) -> Result<Option<Organisation>, RejectionKind> {
+    match raw {
+        None => Ok(None),
+        Some(r) => r.parse().map(Some).ok_or(RejectionKind::InvalidClaims),
+    }
+}
+
+/// Finds the system user in `authorization_details` (array or single object).
+///
+/// Other RAR types are ignored. A malformed system-user entry, or more than one, rejects the
+/// token: a token that claims to be a system user and cannot be read is not a plain token.
+pub(crate) fn parse_system_user(raw: Option<&RawValue>) -> Result<Option<SystemUserClaim>, RejectionKind> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = raw.get().trim_start();
+    let entries: Vec<&RawValue> = if text.starts_with('[') {
+        serde_json::from_str(text).map_err(|_| RejectionKind::InvalidClaims)?
+    } else if text.starts_with('{') {
+        vec![raw]
+    } else {
+        return Err(RejectionKind::InvalidClaims);
+    };
+    let mut found = None;
+    for entry in entries {
+        let t: DetailType<'_> = serde_json::from_str(entry.get()).map_err(|_| RejectionKind::InvalidClaims)?;
+        if t.ty.as_deref() != Some(SYSTEM_USER_TYPE) {
+            continue;
+        }
+        if found.is_some() {
+            return Err(RejectionKind::InvalidSystemUser);
+        }
+        let su: RawSystemUser = serde_json::from_str(entry.get()).map_err(|_| RejectionKind::InvalidSystemUser)?;
+        found = Some(su.into_claim().ok_or(RejectionKind::InvalidSystemUser)?);
+    }
+    Ok(found)
+}
+
+impl RawSystemUser {
+    fn into_claim(self) -> Option<SystemUserClaim> {
+        let ids: Vec<Uuid> = self
+            .systemuser_id?
+            .into_vec()
+            .iter()
+            .map(|s| Uuid::try_parse(s).ok().filter(|u| !u.is_nil()))
+            .collect::<Option<_>>()?;
+        if ids.is_empty() || ids.len() > 16 {
+            return None;
+        }
+        let owner = self.systemuser_org?.parse()?;
+        let owner_org = owner.org_number()?;
+        let system_id = self.system_id.filter(|s| !s.is_empty() && s.len() <= 256)?;
+        let external_ref = match self.external_ref {
+            Some(r) if r.len() > 256 => return None,
+            r => r.map(Into::into),
+        };
+        Some(SystemUserClaim { ids: ids.into(), owner, owner_org, system_id: system_id.into(), external_ref })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn su(json: &str) -> Result<Option<SystemUserClaim>, RejectionKind> {
+        let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+        parse_system_user(Some(&raw))
+    }
+
+    #[test]
+    fn sample_token_payload_parses() {
+        let body = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/maskinporten-systemuser-token-payload.test.json")).unwrap();
+        let claims: RawClaims<'_> = serde_json::from_str(&body).unwrap();
+        let s = parse_system_user(claims.authorization_details).unwrap().unwrap();
+        assert_eq!(s.id().to_string(), "f950ddae-06c3-4b57-b940-702417a90df0");
+        assert_eq!(s.owner_org().to_string(), "310702641");
+        assert_eq!(s.system_id(), "991825827_smartcloud");
+        assert_eq!(s.external_ref(), Some("ed1c38f4-f528-4ef1-8652-b1aeb8563dfe"));
+        assert_eq!(parse_org(claims.consumer).unwrap().unwrap().to_string(), "0192:991825827");
+    }
+
+    #[test]
+    fn exchanged_single_object_and_lowercase_id() {
+        let body = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/altinn-exchanged-systemuser-token-payload.tt02.json")).unwrap();
+        let claims: RawClaims<'_> = serde_json::from_str(&body).unwrap();
+        assert!(parse_system_user(claims.authorization_details).unwrap().is_some());
+        let s = su(r#"{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"authority":"iso6523-actorid-upis","id":"0192:310702641"},"system_id":"x"}"#).unwrap().unwrap();
+        assert_eq!(s.owner_org().to_string(), "310702641");
+    }
+
+    #[test]
+    fn other_types_ignored_malformed_rejected() {
+        assert_eq!(su(r#"[{"type":"urn:altinn:consent","id":"x"}]"#), Ok(None));
+        assert_eq!(su(r#"[]"#), Ok(None));
+        let bad = [
+            r#"[{"type":"urn:altinn:systemuser","systemuser_id":["not-a-uuid"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x"}]"#,
+            r#"[{"type":"urn:altinn:systemuser","systemuser_id":[],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x"}]"#,
+            r#"[{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702640"},"system_id":"x"}]"#,
+            r#"[{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"system_id":"x"}]"#,
+            r#"[{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"}}]"#,
+            r#"[{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x"}]"#,
+            r#"[{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641","id":"0192:991825827"},"system_id":"x"}]"#,
+        ];
+        for b in bad {
+            assert_eq!(su(b), Err(RejectionKind::InvalidSystemUser), "{b}");
+        }
+        let two = r#"[{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x"},{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x"}]"#;
+        assert_eq!(su(two), Err(RejectionKind::InvalidSystemUser));
+    }
+}

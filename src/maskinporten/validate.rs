@@ -1,0 +1,363 @@
+//! Where tokens are checked: the compact JWS, its header, the signature and the claims.
+//!
+//! The order is fixed: size, shape, header (algorithm allow-list, forbidden members, `kid`,
+//! `typ`), signature with the key named by `kid`, and only then the claims. The algorithm
+//! comes from our allow-list, never from the token alone: the header's `alg` must be in it, and
+//! the key's own `alg` (if the JWK names one) must agree.
+
+use super::keys::VerifyingKey;
+use super::token::{self, MaskinportenToken, RawClaims, TokenData};
+use crate::reject::RejectionKind;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A JWS signature algorithm this crate accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+}
+
+pub(crate) type Alg = Algorithm;
+
+impl Algorithm {
+    /// Short internal aliases used by the key store.
+    #[allow(non_upper_case_globals)]
+    pub(crate) const Rs256: Algorithm = Algorithm::RS256;
+    #[allow(non_upper_case_globals)]
+    pub(crate) const Rs384: Algorithm = Algorithm::RS384;
+    #[allow(non_upper_case_globals)]
+    pub(crate) const Rs512: Algorithm = Algorithm::RS512;
+
+    /// Parses the JOSE name (`RS256`, `RS384`, `RS512`), case-sensitively.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "RS256" => Some(Algorithm::RS256),
+            "RS384" => Some(Algorithm::RS384),
+            "RS512" => Some(Algorithm::RS512),
+            _ => None,
+        }
+    }
+
+    /// The JOSE name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Algorithm::RS256 => 1,
+            Algorithm::RS384 => 2,
+            Algorithm::RS512 => 4,
+        }
+    }
+}
+
+/// Audience policy.
+#[derive(Debug, Clone)]
+pub(crate) enum AudiencePolicy {
+    /// Accept a missing `aud` or `"unspecified"` only (the default: no audience configured).
+    Unrestricted,
+    /// Require one of these in `aud` (string or array form).
+    Require(Box<[Box<str>]>),
+}
+
+/// The checks that do not depend on the route.
+#[derive(Debug, Clone)]
+pub(crate) struct Validator {
+    pub issuer: Box<str>,
+    pub audience: AudiencePolicy,
+    pub leeway_secs: i64,
+    pub max_lifetime_secs: Option<i64>,
+    pub algorithms: u8,
+    pub max_token_bytes: usize,
+}
+
+impl Validator {
+    pub(crate) fn allowed_bits(algs: &[Algorithm]) -> u8 {
+        algs.iter().fold(0, |acc, a| acc | a.bit())
+    }
+}
+
+/// A token whose shape and header passed; the signature is not checked yet.
+pub(crate) struct Unverified<'a> {
+    pub alg: Algorithm,
+    pub kid: Box<str>,
+    signing_input: &'a str,
+    signature: &'a str,
+    payload: &'a str,
+}
+
+/// Present when the member is there at all, even as `null`.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(d)?;
+        Ok(Present(true))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default)]
+    jku: Present,
+    #[serde(default)]
+    jwk: Present,
+    #[serde(default)]
+    x5u: Present,
+    #[serde(default)]
+    x5c: Present,
+    #[serde(default)]
+    crit: Present,
+    #[serde(default)]
+    cty: Present,
+    #[serde(default)]
+    enc: Present,
+    #[serde(default)]
+    zip: Present,
+    #[serde(default)]
+    b64: Present,
+}
+
+fn is_b64url(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Validator {
+    /// Checks size, shape and header. `token` is the part after `Bearer `.
+    pub(crate) fn parse<'a>(&self, token: &'a str) -> Result<Unverified<'a>, RejectionKind> {
+        if token.len() > self.max_token_bytes {
+            return Err(RejectionKind::MalformedToken);
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(RejectionKind::MalformedToken);
+        };
+        if h.is_empty() || p.is_empty() || s.is_empty() || !is_b64url(h) || !is_b64url(p) || !is_b64url(s) {
+            return Err(RejectionKind::MalformedToken);
+        }
+        let mut header_buf = [0u8; 1024];
+        let n = URL_SAFE_NO_PAD.decode_slice(h, &mut header_buf).map_err(|_| RejectionKind::MalformedToken)?;
+        let header_json = std::str::from_utf8(&header_buf[..n]).map_err(|_| RejectionKind::MalformedToken)?;
+        if !no_duplicate_keys(header_json) {
+            return Err(RejectionKind::MalformedToken);
+        }
+        let header: RawHeader<'_> = serde_json::from_str(header_json).map_err(|_| RejectionKind::MalformedToken)?;
+        let alg = header
+            .alg
+            .as_deref()
+            .and_then(Algorithm::from_name)
+            .filter(|a| self.algorithms & a.bit() != 0)
+            .ok_or(RejectionKind::UnsupportedAlgorithm)?;
+        let forbidden = [header.jku, header.jwk, header.x5u, header.x5c, header.crit, header.cty, header.enc, header.zip, header.b64];
+        if forbidden.iter().any(|p| p.0) {
+            return Err(RejectionKind::UnsupportedTokenHeader);
+        }
+        if let Some(typ) = header.typ.as_deref() {
+            if !(typ.eq_ignore_ascii_case("JWT") || typ.eq_ignore_ascii_case("at+jwt")) {
+                return Err(RejectionKind::UnsupportedTokenHeader);
+            }
+        }
+        let kid = header.kid.filter(|k| !k.is_empty() && k.len() <= 256).ok_or(RejectionKind::UnsupportedTokenHeader)?;
+        let kid: Box<str> = kid.into();
+        Ok(Unverified { alg, kid, signing_input: &token[..h.len() + 1 + p.len()], signature: s, payload: p })
+    }
+
+    /// Verifies the signature with `key`, then the claims. On success the token is verified.
+    pub(crate) fn verify(&self, t: &Unverified<'_>, key: &VerifyingKey, now: i64) -> Result<MaskinportenToken, RejectionKind> {
+        if key.alg().is_some_and(|a| a != t.alg) {
+            return Err(RejectionKind::InvalidSignature);
+        }
+        let mut sig = [0u8; 1024];
+        let n = URL_SAFE_NO_PAD.decode_slice(t.signature, &mut sig).map_err(|_| RejectionKind::InvalidSignature)?;
+        if !key.verify(t.alg, t.signing_input.as_bytes(), &sig[..n]) {
+            return Err(RejectionKind::InvalidSignature);
+        }
+        let payload = URL_SAFE_NO_PAD.decode(t.payload).map_err(|_| RejectionKind::MalformedToken)?;
+        let payload = std::str::from_utf8(&payload).map_err(|_| RejectionKind::MalformedToken)?;
+        self.check_claims(payload, now)
+    }
+
+    fn check_claims(&self, payload: &str, now: i64) -> Result<MaskinportenToken, RejectionKind> {
+        if !no_duplicate_keys(payload) {
+            return Err(RejectionKind::InvalidClaims);
+        }
+        let c: RawClaims<'_> = serde_json::from_str(payload).map_err(|_| RejectionKind::InvalidClaims)?;
+        if c.iss.as_deref() != Some(&*self.issuer) {
+            return Err(RejectionKind::WrongIssuer);
+        }
+        let exp = c.exp.ok_or(RejectionKind::InvalidClaims)?.0;
+        let iat = c.iat.ok_or(RejectionKind::InvalidClaims)?.0;
+        if now >= exp.saturating_add(self.leeway_secs) {
+            return Err(RejectionKind::TokenExpired);
+        }
+        if iat > now.saturating_add(self.leeway_secs) {
+            return Err(RejectionKind::TokenNotYetValid);
+        }
+        if let Some(nbf) = &c.nbf {
+            if nbf.0 > now.saturating_add(self.leeway_secs) {
+                return Err(RejectionKind::TokenNotYetValid);
+            }
+        }
+        if exp < iat {
+            return Err(RejectionKind::InvalidClaims);
+        }
+        if let Some(max) = self.max_lifetime_secs {
+            if exp - iat > max {
+                return Err(RejectionKind::TokenLifetimeTooLong);
+            }
+        }
+        let audience: Vec<String> = c.aud.map(token::OneOrMany::into_vec).unwrap_or_default();
+        let aud_ok = match &self.audience {
+            AudiencePolicy::Unrestricted => audience.is_empty() || (audience.len() == 1 && audience[0] == "unspecified"),
+            AudiencePolicy::Require(want) => audience.iter().any(|a| want.iter().any(|w| **w == **a)),
+        };
+        if !aud_ok {
+            return Err(RejectionKind::WrongAudience);
+        }
+        if c.token_type.as_deref().is_some_and(|t| t != "Bearer") {
+            return Err(RejectionKind::InvalidClaims);
+        }
+        let scopes: Box<[Box<str>]> = c.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(Into::into).collect();
+        let consumer = token::parse_org(c.consumer)?;
+        let supplier = token::parse_org(c.supplier)?;
+        let system_user = token::parse_system_user(c.authorization_details)?;
+        Ok(MaskinportenToken::from_data(TokenData {
+            issuer: self.issuer.clone(),
+            scopes,
+            client_id: c.client_id.map(Into::into),
+            client_amr: c.client_amr.map(Into::into),
+            consumer,
+            supplier,
+            jti: c.jti.map(Into::into),
+            issued_at: iat,
+            expires_at: exp,
+            audience: audience.into_iter().map(Into::into).collect(),
+            system_user,
+        }))
+    }
+}
+
+/// Seconds since the epoch, now.
+pub(crate) fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Whether a JSON text is an object whose top-level member names are all distinct.
+///
+/// serde's derive rejects repeated *known* fields; this also catches repeated unknown ones, so
+/// that two readers of the same token can never disagree about what it says.
+fn no_duplicate_keys(json: &str) -> bool {
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut seen: Vec<Cow<'de, str>> = Vec::new();
+            while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                if seen.contains(&k) {
+                    return Ok(false);
+                }
+                seen.push(k);
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(true)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    match serde::Deserializer::deserialize_map(&mut de, Keys) {
+        Ok(ok) => ok && de.end().is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys() {
+        assert!(no_duplicate_keys(r#"{"a":1,"b":{"a":2}}"#));
+        assert!(!no_duplicate_keys(r#"{"a":1,"a":1}"#));
+        assert!(!no_duplicate_keys(r#"{"a\u0061":1,"aa":1}"#));
+        assert!(!no_duplicate_keys(r#"[1]"#));
+        assert!(!no_duplicate_keys(r#"{"a":1} x"#));
+    }
+
+    fn v() -> Validator {
+        Validator {
+            issuer: "https://test.maskinporten.no/".into(),
+            audience: AudiencePolicy::Unrestricted,
+            leeway_secs: 10,
+            max_lifetime_secs: None,
+            algorithms: Validator::allowed_bits(&[Algorithm::RS256, Algorithm::RS384, Algorithm::RS512]),
+            max_token_bytes: 8192,
+        }
+    }
+
+    fn tok(header: &str) -> String {
+        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode("{}"), URL_SAFE_NO_PAD.encode("sig"))
+    }
+
+    #[test]
+    fn header_rules() {
+        let v = v();
+        let check = |h: &str| v.parse(&tok(h)).map(|u| (u.alg, u.kid.to_string()));
+        assert_eq!(check(r#"{"alg":"RS256","kid":"k"}"#), Ok((Algorithm::RS256, "k".into())));
+        assert_eq!(check(r#"{"alg":"RS512","kid":"k","typ":"at+JWT"}"#), Ok((Algorithm::RS512, "k".into())));
+        assert_eq!(check(r#"{"alg":"none","kid":"k"}"#), Err(RejectionKind::UnsupportedAlgorithm));
+        assert_eq!(check(r#"{"alg":"HS256","kid":"k"}"#), Err(RejectionKind::UnsupportedAlgorithm));
+        assert_eq!(check(r#"{"alg":"rs256","kid":"k"}"#), Err(RejectionKind::UnsupportedAlgorithm));
+        assert_eq!(check(r#"{"kid":"k"}"#), Err(RejectionKind::UnsupportedAlgorithm));
+        assert_eq!(check(r#"{"alg":"RS256"}"#), Err(RejectionKind::UnsupportedTokenHeader));
+        assert_eq!(check(r#"{"alg":"RS256","kid":""}"#), Err(RejectionKind::UnsupportedTokenHeader));
+        for m in ["jku", "jwk", "x5u", "x5c", "crit", "cty", "enc", "zip"] {
+            assert_eq!(check(&format!(r#"{{"alg":"RS256","kid":"k","{m}":null}}"#)), Err(RejectionKind::UnsupportedTokenHeader), "{m}");
+        }
+        assert_eq!(check(r#"{"alg":"RS256","kid":"k","typ":"JOSE"}"#), Err(RejectionKind::UnsupportedTokenHeader));
+        assert_eq!(check(r#"{"alg":"RS256","kid":"k","alg":"RS256"}"#), Err(RejectionKind::MalformedToken));
+        assert_eq!(check(r#"not json"#), Err(RejectionKind::MalformedToken));
+    }
+
+    #[test]
+    fn shape_rules() {
+        let v = v();
+        let good = tok(r#"{"alg":"RS256","kid":"k"}"#);
+        for bad in [
+            "".to_owned(),
+            "a.b".to_owned(),
+            "a.b.c.d".to_owned(),
+            format!("{good}="),
+            format!("{good}."),
+            good.replacen('.', "..", 1),
+            format!("{}+", good),
+            "x".repeat(9000),
+        ] {
+            assert_eq!(v.parse(&bad).err(), Some(RejectionKind::MalformedToken), "{bad}");
+        }
+    }
+}
