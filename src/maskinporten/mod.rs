@@ -15,6 +15,8 @@ mod layer;
 mod service;
 mod token;
 mod validate;
+#[cfg(test)]
+mod wycheproof_tests;
 
 pub use keys::{KeyStore, KeyStoreError};
 pub use layer::{MAX_TOKEN_BYTES, MaskinportenLayer, MaskinportenLayerBuilder, PRODUCTION_ISSUER, TEST_ISSUER};

@@ -187,14 +187,7 @@ impl Validator {
 
     /// Verifies the signature with `key`, then the claims. On success the token is verified.
     pub(crate) fn verify(&self, t: &Unverified<'_>, key: &VerifyingKey, now: i64) -> Result<MaskinportenToken, RejectionKind> {
-        if key.alg().is_some_and(|a| a != t.alg) {
-            return Err(RejectionKind::InvalidSignature);
-        }
-        let mut sig = [0u8; 1024];
-        let n = URL_SAFE_NO_PAD.decode_slice(t.signature, &mut sig).map_err(|_| RejectionKind::InvalidSignature)?;
-        if !key.verify(t.alg, t.signing_input.as_bytes(), &sig[..n]) {
-            return Err(RejectionKind::InvalidSignature);
-        }
+        check_signature(t, key)?;
         let payload = URL_SAFE_NO_PAD.decode(t.payload).map_err(|_| RejectionKind::MalformedToken)?;
         let payload = std::str::from_utf8(&payload).map_err(|_| RejectionKind::MalformedToken)?;
         self.check_claims(payload, now)
@@ -258,6 +251,19 @@ impl Validator {
             system_user,
         }))
     }
+}
+
+/// Verifies the signature of `t` with `key` (whose own `alg`, if any, must match).
+pub(crate) fn check_signature(t: &Unverified<'_>, key: &VerifyingKey) -> Result<(), RejectionKind> {
+    if key.alg().is_some_and(|a| a != t.alg) {
+        return Err(RejectionKind::InvalidSignature);
+    }
+    let mut sig = [0u8; 1024];
+    let n = URL_SAFE_NO_PAD.decode_slice(t.signature, &mut sig).map_err(|_| RejectionKind::InvalidSignature)?;
+    if !key.verify(t.alg, t.signing_input.as_bytes(), &sig[..n]) {
+        return Err(RejectionKind::InvalidSignature);
+    }
+    Ok(())
 }
 
 /// Seconds since the epoch, now.
