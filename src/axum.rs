@@ -27,7 +27,10 @@ static LOGGED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn missing_layer(what: &'static str) -> Rejection {
     if !LOGGED.swap(true, Ordering::Relaxed) {
-        tracing::error!(extractor = what, "extractor used on a route without the layer that provides it; answering 500");
+        tracing::error!(
+            extractor = what,
+            "extractor used on a route without the layer that provides it; answering 500"
+        );
     }
     Rejection::new(RejectionKind::LayerMissing)
 }
@@ -53,3 +56,4 @@ macro_rules! extension_extractor {
 }
 
 extension_extractor!(MaskinportenToken, "MaskinportenToken");
+extension_extractor!(crate::systemuser::SystemUser, "SystemUser");

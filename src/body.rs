@@ -29,12 +29,16 @@ pin_project! {
 
 impl<B> ResponseBody<B> {
     pub(crate) fn inner(body: B) -> Self {
-        ResponseBody { inner: Inner::Body { body } }
+        ResponseBody {
+            inner: Inner::Body { body },
+        }
     }
 
     pub(crate) fn rejection(bytes: Bytes) -> Self {
         let bytes = if bytes.is_empty() { None } else { Some(bytes) };
-        ResponseBody { inner: Inner::Rejection { bytes } }
+        ResponseBody {
+            inner: Inner::Rejection { bytes },
+        }
     }
 }
 

@@ -46,16 +46,22 @@ where
     S: Service<Request<ReqBody>>,
 {
     pub(crate) fn called(fut: S::Future) -> Self {
-        ResponseFuture { state: State::Calling { fut } }
+        ResponseFuture {
+            state: State::Calling { fut },
+        }
     }
 
     pub(crate) fn rejected(res: Response<Bytes>) -> Self {
-        ResponseFuture { state: State::Rejected { res: Some(res) } }
+        ResponseFuture {
+            state: State::Rejected { res: Some(res) },
+        }
     }
 
     /// `inner` must be a service that is ready (the one `poll_ready` was called on).
     pub(crate) fn checking(check: Check<ReqBody>, inner: S) -> Self {
-        ResponseFuture { state: State::Checking { check, inner: Some(inner) } }
+        ResponseFuture {
+            state: State::Checking { check, inner: Some(inner) },
+        }
     }
 }
 
@@ -73,13 +79,15 @@ where
                     return Poll::Ready(Ok(res.map(ResponseBody::inner)));
                 }
                 StateProj::Rejected { res } => {
-                    let res = res.take().unwrap_or_else(|| internal_error());
+                    let res = res.take().unwrap_or_else(internal_error);
                     return Poll::Ready(Ok(res.map(ResponseBody::rejection)));
                 }
                 StateProj::Checking { check, inner } => match ready!(check.as_mut().poll(cx)) {
                     Ok(req) => {
                         let Some(mut svc) = inner.take() else {
-                            let next = State::Rejected { res: Some(internal_error()) };
+                            let next = State::Rejected {
+                                res: Some(internal_error()),
+                            };
                             self.as_mut().project().state.set(next);
                             continue;
                         };

@@ -10,11 +10,18 @@ mod error;
 mod future;
 pub mod maskinporten;
 pub mod org;
+pub mod pdp;
 pub mod reject;
+pub mod systemuser;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
 
 pub use body::ResponseBody;
 pub use error::ConfigError;
 pub use future::ResponseFuture;
 pub use maskinporten::{MaskinportenLayer, MaskinportenToken};
 pub use org::{IdentifierError, OrgId, OrgNumber, Organisation, Party, PersonId};
+pub use pdp::AltinnPdp;
 pub use reject::{Rejection, RejectionKind, RejectionResponder};
+pub use systemuser::{SystemUser, SystemUserLayer};

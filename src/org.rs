@@ -182,12 +182,18 @@ impl Organisation {
             }
             OrgId::Other(id.to_owned())
         };
-        Ok(Organisation { authority: authority.to_owned(), id })
+        Ok(Organisation {
+            authority: authority.to_owned(),
+            id,
+        })
     }
 
     /// A Norwegian organisation (`0192:`) with the standard authority.
     pub fn norwegian(org: OrgNumber) -> Self {
-        Organisation { authority: ISO6523_AUTHORITY.to_owned(), id: OrgId::Norwegian(org) }
+        Organisation {
+            authority: ISO6523_AUTHORITY.to_owned(),
+            id: OrgId::Norwegian(org),
+        }
     }
 
     /// The `authority` member, normally `iso6523-actorid-upis`.
@@ -283,7 +289,15 @@ mod tests {
         for ok in ["310702641", "991825827", "923609016", "0192:974760673"] {
             assert!(OrgNumber::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["310702640", "31070264", "3107026411", "31070264a", "", "0192:310702640", "0193:310702641"] {
+        for bad in [
+            "310702640",
+            "31070264",
+            "3107026411",
+            "31070264a",
+            "",
+            "0192:310702640",
+            "0193:310702641",
+        ] {
             assert!(OrgNumber::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(OrgNumber::parse("0192:310702641").unwrap().to_string(), "310702641");

@@ -128,7 +128,13 @@ impl RejectionKind {
                 "malformed-authorization",
                 "The Authorization header is malformed",
             ),
-            K::MalformedToken => (401, C::InvalidToken, grpc::UNAUTHENTICATED, "malformed-token", "The token is not a well-formed JWT"),
+            K::MalformedToken => (
+                401,
+                C::InvalidToken,
+                grpc::UNAUTHENTICATED,
+                "malformed-token",
+                "The token is not a well-formed JWT",
+            ),
             K::UnsupportedAlgorithm => (
                 401,
                 C::InvalidToken,
@@ -150,11 +156,41 @@ impl RejectionKind {
                 "unknown-signing-key",
                 "The token was not signed by a known key of the issuer",
             ),
-            K::InvalidSignature => (401, C::InvalidToken, grpc::UNAUTHENTICATED, "invalid-signature", "The token's signature is invalid"),
-            K::WrongIssuer => (401, C::InvalidToken, grpc::UNAUTHENTICATED, "wrong-issuer", "The token was not issued by the expected issuer"),
-            K::TokenExpired => (401, C::InvalidToken, grpc::UNAUTHENTICATED, "token-expired", "The token has expired"),
-            K::TokenNotYetValid => (401, C::InvalidToken, grpc::UNAUTHENTICATED, "token-not-yet-valid", "The token is not valid yet"),
-            K::WrongAudience => (401, C::InvalidToken, grpc::UNAUTHENTICATED, "wrong-audience", "The token is not meant for this API"),
+            K::InvalidSignature => (
+                401,
+                C::InvalidToken,
+                grpc::UNAUTHENTICATED,
+                "invalid-signature",
+                "The token's signature is invalid",
+            ),
+            K::WrongIssuer => (
+                401,
+                C::InvalidToken,
+                grpc::UNAUTHENTICATED,
+                "wrong-issuer",
+                "The token was not issued by the expected issuer",
+            ),
+            K::TokenExpired => (
+                401,
+                C::InvalidToken,
+                grpc::UNAUTHENTICATED,
+                "token-expired",
+                "The token has expired",
+            ),
+            K::TokenNotYetValid => (
+                401,
+                C::InvalidToken,
+                grpc::UNAUTHENTICATED,
+                "token-not-yet-valid",
+                "The token is not valid yet",
+            ),
+            K::WrongAudience => (
+                401,
+                C::InvalidToken,
+                grpc::UNAUTHENTICATED,
+                "wrong-audience",
+                "The token is not meant for this API",
+            ),
             K::TokenLifetimeTooLong => (
                 401,
                 C::InvalidToken,
@@ -162,7 +198,13 @@ impl RejectionKind {
                 "token-lifetime-too-long",
                 "The token's lifetime is longer than allowed",
             ),
-            K::InvalidClaims => (401, C::InvalidToken, grpc::UNAUTHENTICATED, "invalid-claims", "The token's claims are invalid"),
+            K::InvalidClaims => (
+                401,
+                C::InvalidToken,
+                grpc::UNAUTHENTICATED,
+                "invalid-claims",
+                "The token's claims are invalid",
+            ),
             K::InvalidSystemUser => (
                 401,
                 C::InvalidToken,
@@ -185,10 +227,34 @@ impl RejectionKind {
                 "The token cannot be checked right now",
             ),
             K::LayerMissing => (500, C::None, grpc::INTERNAL, "server-misconfigured", "The server is misconfigured"),
-            K::NotASystemUser => (403, C::None, grpc::PERMISSION_DENIED, "not-a-system-user", "The token does not carry a system user"),
-            K::InvalidParty => (400, C::None, grpc::INVALID_ARGUMENT, "invalid-party", "The party in the request is not valid"),
-            K::InvalidTarget => (400, C::None, grpc::INVALID_ARGUMENT, "invalid-target", "The requested resource or action is not valid"),
-            K::Denied => (403, C::None, grpc::PERMISSION_DENIED, "access-denied", "The system user is denied this access"),
+            K::NotASystemUser => (
+                403,
+                C::None,
+                grpc::PERMISSION_DENIED,
+                "not-a-system-user",
+                "The token does not carry a system user",
+            ),
+            K::InvalidParty => (
+                400,
+                C::None,
+                grpc::INVALID_ARGUMENT,
+                "invalid-party",
+                "The party in the request is not valid",
+            ),
+            K::InvalidTarget => (
+                400,
+                C::None,
+                grpc::INVALID_ARGUMENT,
+                "invalid-target",
+                "The requested resource or action is not valid",
+            ),
+            K::Denied => (
+                403,
+                C::None,
+                grpc::PERMISSION_DENIED,
+                "access-denied",
+                "The system user is denied this access",
+            ),
             K::NotApplicable => (
                 403,
                 C::None,
@@ -218,7 +284,13 @@ impl RejectionKind {
                 "Access cannot be decided right now",
             ),
         };
-        Row { status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), challenge, grpc, slug, title }
+        Row {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            challenge,
+            grpc,
+            slug,
+            title,
+        }
     }
 
     /// The HTTP status this kind is answered with.
@@ -295,7 +367,11 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection of this kind.
     pub fn new(kind: RejectionKind) -> Self {
-        Rejection { kind, retry_after: None, scope: None }
+        Rejection {
+            kind,
+            retry_after: None,
+            scope: None,
+        }
     }
 
     pub(crate) fn with_retry_after(mut self, after: Duration) -> Self {
@@ -325,7 +401,11 @@ impl Rejection {
 
     /// The default response: an RFC 9457 problem (HTTP) or a trailers-only gRPC status.
     pub fn to_response(&self, request_headers: &HeaderMap) -> Response<Bytes> {
-        if is_grpc(request_headers) { self.grpc_response() } else { self.http_response() }
+        if is_grpc(request_headers) {
+            self.grpc_response()
+        } else {
+            self.http_response()
+        }
     }
 
     /// The HTTP form: status, `WWW-Authenticate`, `Retry-After`, problem body.

@@ -55,12 +55,12 @@ impl TokenCache {
     }
 
     pub(crate) fn insert(&self, token: &str, verified: &MaskinportenToken, key: Arc<VerifyingKey>) {
-        self.cache.insert(token.into(), CachedToken { token: verified.clone(), key });
-    }
-
-    #[cfg(test)]
-    pub(crate) fn entry_count(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.cache.insert(
+            token.into(),
+            CachedToken {
+                token: verified.clone(),
+                key,
+            },
+        );
     }
 }

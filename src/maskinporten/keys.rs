@@ -96,9 +96,15 @@ impl VerifyingKey {
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyingKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
+
+/// Usable keys by `kid`.
+pub(crate) type KeyMap = HashMap<Box<str>, Arc<VerifyingKey>>;
 
 /// A fetched key set.
 pub(crate) struct KeySet {
@@ -254,7 +260,8 @@ impl KeyStore {
     /// Whether `key` is still the key published under its `kid` (used by the token cache).
     pub(crate) fn still_published(&self, key: &Arc<VerifyingKey>) -> bool {
         let snap = self.inner.snapshot.load();
-        snap.as_ref().is_some_and(|s| Instant::now() < s.usable_until && s.get(&key.kid).is_some_and(|k| Arc::ptr_eq(k, key)))
+        snap.as_ref()
+            .is_some_and(|s| Instant::now() < s.usable_until && s.get(&key.kid).is_some_and(|k| Arc::ptr_eq(k, key)))
     }
 
     /// The key for `kid`, fetching the key set if needed (bounded, rate-limited, shared).
@@ -268,7 +275,9 @@ impl KeyStore {
             // Unknown kid with a usable set: refetch at most once per interval.
             let allowed = {
                 let mut st = self.lock_state();
-                let ok = st.last_kid_refresh.is_none_or(|t| now.duration_since(t) >= self.inner.config.unknown_kid_interval);
+                let ok = st
+                    .last_kid_refresh
+                    .is_none_or(|t| now.duration_since(t) >= self.inner.config.unknown_kid_interval);
                 if ok {
                     st.last_kid_refresh = Some(now);
                 }
@@ -281,20 +290,24 @@ impl KeyStore {
             return self.lookup(kid).ok_or(KeyError::UnknownKid);
         }
         // No usable keys at all: fetch unless backing off.
-        if let Some(wait) = self.backoff_remaining(now) {
-            if self.inflight().is_none() {
-                return Err(KeyError::Unavailable(wait));
-            }
+        if let Some(wait) = self.backoff_remaining(now)
+            && self.inflight().is_none()
+        {
+            return Err(KeyError::Unavailable(wait));
         }
         match self.refresh_shared().await {
             Ok(()) => self.lookup(kid).ok_or(KeyError::UnknownKid),
-            Err(_) => Err(KeyError::Unavailable(self.backoff_remaining(Instant::now()).unwrap_or(self.inner.config.min_backoff))),
+            Err(_) => Err(KeyError::Unavailable(
+                self.backoff_remaining(Instant::now()).unwrap_or(self.inner.config.min_backoff),
+            )),
         }
     }
 
     fn lookup(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
         let snap = self.inner.snapshot.load();
-        snap.as_ref().filter(|s| Instant::now() < s.usable_until).and_then(|s| s.get(kid).cloned())
+        snap.as_ref()
+            .filter(|s| Instant::now() < s.usable_until)
+            .and_then(|s| s.get(kid).cloned())
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, RefreshState> {
@@ -345,7 +358,10 @@ impl KeyStore {
                 Err(e) => {
                     st.failures = st.failures.saturating_add(1);
                     let cfg = &store.inner.config;
-                    let backoff = cfg.min_backoff.saturating_mul(1u32 << st.failures.min(16).saturating_sub(1)).min(cfg.max_backoff);
+                    let backoff = cfg
+                        .min_backoff
+                        .saturating_mul(1u32 << st.failures.min(16).saturating_sub(1))
+                        .min(cfg.max_backoff);
                     st.next_allowed = Some(Instant::now() + backoff);
                     tracing::warn!(issuer = %store.inner.issuer, error = %e, retry_in = ?backoff, "fetching Maskinporten signing keys failed");
                 }
@@ -383,7 +399,11 @@ impl KeyStore {
         let cfg = &self.inner.config;
         let ttl = max_age.unwrap_or(cfg.default_ttl).clamp(cfg.min_ttl, cfg.max_ttl);
         let now = Instant::now();
-        let set = KeySet { keys, refresh_at: now + ttl.mul_f32(0.9), usable_until: now + ttl + cfg.max_stale };
+        let set = KeySet {
+            keys,
+            refresh_at: now + ttl.mul_f32(0.9),
+            usable_until: now + ttl + cfg.max_stale,
+        };
         self.inner.snapshot.store(Some(Arc::new(set)));
         Ok(())
     }
@@ -427,7 +447,11 @@ impl KeyStore {
             if res.content_length().is_some_and(|l| l > max as u64) {
                 return Err(FetchError::TooLarge);
             }
-            let max_age = res.headers().get(http::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
+            let max_age = res
+                .headers()
+                .get(http::header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok())
+                .and_then(max_age);
             let mut body = Vec::new();
             while let Some(chunk) = res.chunk().await.map_err(|e| FetchError::Http(without_url(&e)))? {
                 if body.len() + chunk.len() > max {
@@ -437,7 +461,9 @@ impl KeyStore {
             }
             Ok((body, max_age))
         };
-        tokio::time::timeout(cfg.fetch_timeout, work).await.map_err(|_| FetchError::Http("timed out".into()))?
+        tokio::time::timeout(cfg.fetch_timeout, work)
+            .await
+            .map_err(|_| FetchError::Http("timed out".into()))?
     }
 }
 
@@ -472,10 +498,10 @@ fn max_age(cc: &str) -> Option<Duration> {
         if d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("no-cache") {
             return Some(Duration::ZERO);
         }
-        if let Some((k, v)) = d.split_once('=') {
-            if k.trim().eq_ignore_ascii_case("max-age") {
-                out = v.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
-            }
+        if let Some((k, v)) = d.split_once('=')
+            && k.trim().eq_ignore_ascii_case("max-age")
+        {
+            out = v.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
         }
     }
     out
@@ -489,7 +515,7 @@ struct Jwks {
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
 /// Parses a JWKS body into usable keys, skipping (and counting) unusable ones.
-pub(crate) fn parse_jwks(body: &[u8]) -> Result<(HashMap<Box<str>, Arc<VerifyingKey>>, usize), FetchError> {
+pub(crate) fn parse_jwks(body: &[u8]) -> Result<(KeyMap, usize), FetchError> {
     let jwks: Jwks = serde_json::from_slice(body).map_err(|e| FetchError::Json(e.to_string()))?;
     let mut keys: HashMap<Box<str>, Arc<VerifyingKey>> = HashMap::new();
     let mut duplicated: Vec<Box<str>> = Vec::new();
@@ -579,8 +605,8 @@ fn strip_leading_zeros(b: &[u8]) -> &[u8] {
 /// modulo each of these small primes, in the subgroup generated by 65537.
 fn is_roca_weak(n: &[u8]) -> bool {
     const PRIMES: [u32; 38] = [
-        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149,
-        151, 157, 163, 167,
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131,
+        137, 139, 149, 151, 157, 163, 167,
     ];
     PRIMES.iter().all(|&p| {
         let r = n.iter().fold(0u64, |acc, b| (acc * 256 + u64::from(*b)) % u64::from(p));

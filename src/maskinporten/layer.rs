@@ -247,10 +247,16 @@ impl MaskinportenLayerBuilder {
             return Err(ConfigError::new("issuer", "must end with '/' (Maskinporten's iss does)"));
         }
         if self.all_of.is_empty() && self.any_of.is_empty() && !self.allow_any_scope {
-            return Err(ConfigError::new("scope", "no required scope; call allow_any_scope() if that is meant"));
+            return Err(ConfigError::new(
+                "scope",
+                "no required scope; call allow_any_scope() if that is meant",
+            ));
         }
         for s in self.all_of.iter().chain(&self.any_of) {
-            if s.is_empty() || s.bytes().any(|b| b == b' ' || b == b'"' || b == b'\\' || !(0x21..0x7f).contains(&b)) {
+            if s.is_empty()
+                || s.bytes()
+                    .any(|b| b == b' ' || b == b'"' || b == b'\\' || !(0x21..0x7f).contains(&b))
+            {
                 return Err(ConfigError::new("scope", format!("not a valid scope token: {s:?}")));
             }
         }
@@ -308,7 +314,13 @@ impl MaskinportenLayerBuilder {
         };
         let cache = (self.cache_capacity > 0).then(|| TokenCache::new(self.cache_capacity));
         Ok(MaskinportenLayer {
-            config: Arc::new(Config { validator, keys, scopes: ScopeRule::new(self.all_of, self.any_of), cache, responder: self.responder }),
+            config: Arc::new(Config {
+                validator,
+                keys,
+                scopes: ScopeRule::new(self.all_of, self.any_of),
+                cache,
+                responder: self.responder,
+            }),
         })
     }
 }

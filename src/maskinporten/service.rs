@@ -51,10 +51,10 @@ pub(crate) struct Config {
 impl Config {
     fn reject(&self, kind: RejectionKind, headers: &HeaderMap) -> Response<Bytes> {
         let mut r = Rejection::new(kind);
-        if kind == RejectionKind::InsufficientScope {
-            if let Some(s) = &self.scopes.challenge {
-                r = r.with_scope(s.clone());
-            }
+        if kind == RejectionKind::InsufficientScope
+            && let Some(s) = &self.scopes.challenge
+        {
+            r = r.with_scope(s.clone());
         }
         reject::render(&*self.responder, r, headers)
     }
@@ -73,13 +73,15 @@ impl Config {
 
     /// Everything that can be done without waiting: `Ok(Some)` verified, `Ok(None)` keys needed.
     fn verify_now(&self, token: &str, now: i64) -> Result<Option<MaskinportenToken>, RejectionKind> {
-        if let Some(cache) = &self.cache {
-            if let Some(t) = cache.get(token, &self.keys, now) {
-                return Ok(Some(t));
-            }
+        if let Some(cache) = &self.cache
+            && let Some(t) = cache.get(token, &self.keys, now)
+        {
+            return Ok(Some(t));
         }
         let unverified = self.validator.parse(token)?;
-        let Some(key) = self.keys.get_cached(&unverified.kid) else { return Ok(None) };
+        let Some(key) = self.keys.get_cached(&unverified.kid) else {
+            return Ok(None);
+        };
         let verified = self.validator.verify(&unverified, &key, now)?;
         if let Some(cache) = &self.cache {
             cache.insert(token, &verified, key);
@@ -128,13 +130,18 @@ impl<S> MaskinportenService<S> {
 
 impl<S: Clone> Clone for MaskinportenService<S> {
     fn clone(&self) -> Self {
-        MaskinportenService { inner: self.inner.clone(), config: self.config.clone() }
+        MaskinportenService {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+        }
     }
 }
 
 impl<S> std::fmt::Debug for MaskinportenService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MaskinportenService").field("issuer", &self.config.validator.issuer).finish_non_exhaustive()
+        f.debug_struct("MaskinportenService")
+            .field("issuer", &self.config.validator.issuer)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`MaskinportenToken`]: the verified token, and the claims it is parsed from.
 
-use crate::org::{Organisation, OrgNumber};
+use crate::org::{OrgNumber, Organisation};
 use crate::reject::RejectionKind;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -106,7 +106,11 @@ impl MaskinportenToken {
 }
 
 fn unix(secs: i64) -> SystemTime {
-    if secs >= 0 { UNIX_EPOCH + Duration::from_secs(secs as u64) } else { UNIX_EPOCH }
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs as u64)
+    } else {
+        UNIX_EPOCH
+    }
 }
 
 impl fmt::Debug for MaskinportenToken {
@@ -306,7 +310,13 @@ impl RawSystemUser {
             Some(r) if r.len() > 256 => return None,
             r => r.map(Into::into),
         };
-        Some(SystemUserClaim { ids: ids.into(), owner, owner_org, system_id: system_id.into(), external_ref })
+        Some(SystemUserClaim {
+            ids: ids.into(),
+            owner,
+            owner_org,
+            system_id: system_id.into(),
+            external_ref,
+        })
     }
 }
 
@@ -321,7 +331,11 @@ mod tests {
 
     #[test]
     fn sample_token_payload_parses() {
-        let body = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/maskinporten-systemuser-token-payload.test.json")).unwrap();
+        let body = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/samples/maskinporten-systemuser-token-payload.test.json"
+        ))
+        .unwrap();
         let claims: RawClaims<'_> = serde_json::from_str(&body).unwrap();
         let s = parse_system_user(claims.authorization_details).unwrap().unwrap();
         assert_eq!(s.id().to_string(), "f950ddae-06c3-4b57-b940-702417a90df0");
@@ -333,7 +347,11 @@ mod tests {
 
     #[test]
     fn exchanged_single_object_and_lowercase_id() {
-        let body = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/samples/altinn-exchanged-systemuser-token-payload.tt02.json")).unwrap();
+        let body = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/samples/altinn-exchanged-systemuser-token-payload.tt02.json"
+        ))
+        .unwrap();
         let claims: RawClaims<'_> = serde_json::from_str(&body).unwrap();
         assert!(parse_system_user(claims.authorization_details).unwrap().is_some());
         let s = su(r#"{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"authority":"iso6523-actorid-upis","id":"0192:310702641"},"system_id":"x"}"#).unwrap().unwrap();

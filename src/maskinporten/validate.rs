@@ -159,7 +159,9 @@ impl Validator {
             return Err(RejectionKind::MalformedToken);
         }
         let mut header_buf = [0u8; 1024];
-        let n = URL_SAFE_NO_PAD.decode_slice(h, &mut header_buf).map_err(|_| RejectionKind::MalformedToken)?;
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(h, &mut header_buf)
+            .map_err(|_| RejectionKind::MalformedToken)?;
         let header_json = std::str::from_utf8(&header_buf[..n]).map_err(|_| RejectionKind::MalformedToken)?;
         if !no_duplicate_keys(header_json) {
             return Err(RejectionKind::MalformedToken);
@@ -171,18 +173,37 @@ impl Validator {
             .and_then(Algorithm::from_name)
             .filter(|a| self.algorithms & a.bit() != 0)
             .ok_or(RejectionKind::UnsupportedAlgorithm)?;
-        let forbidden = [header.jku, header.jwk, header.x5u, header.x5c, header.crit, header.cty, header.enc, header.zip, header.b64];
+        let forbidden = [
+            header.jku,
+            header.jwk,
+            header.x5u,
+            header.x5c,
+            header.crit,
+            header.cty,
+            header.enc,
+            header.zip,
+            header.b64,
+        ];
         if forbidden.iter().any(|p| p.0) {
             return Err(RejectionKind::UnsupportedTokenHeader);
         }
-        if let Some(typ) = header.typ.as_deref() {
-            if !(typ.eq_ignore_ascii_case("JWT") || typ.eq_ignore_ascii_case("at+jwt")) {
-                return Err(RejectionKind::UnsupportedTokenHeader);
-            }
+        if let Some(typ) = header.typ.as_deref()
+            && !(typ.eq_ignore_ascii_case("JWT") || typ.eq_ignore_ascii_case("at+jwt"))
+        {
+            return Err(RejectionKind::UnsupportedTokenHeader);
         }
-        let kid = header.kid.filter(|k| !k.is_empty() && k.len() <= 256).ok_or(RejectionKind::UnsupportedTokenHeader)?;
+        let kid = header
+            .kid
+            .filter(|k| !k.is_empty() && k.len() <= 256)
+            .ok_or(RejectionKind::UnsupportedTokenHeader)?;
         let kid: Box<str> = kid.into();
-        Ok(Unverified { alg, kid, signing_input: &token[..h.len() + 1 + p.len()], signature: s, payload: p })
+        Ok(Unverified {
+            alg,
+            kid,
+            signing_input: &token[..h.len() + 1 + p.len()],
+            signature: s,
+            payload: p,
+        })
     }
 
     /// Verifies the signature with `key`, then the claims. On success the token is verified.
@@ -209,18 +230,18 @@ impl Validator {
         if iat > now.saturating_add(self.leeway_secs) {
             return Err(RejectionKind::TokenNotYetValid);
         }
-        if let Some(nbf) = &c.nbf {
-            if nbf.0 > now.saturating_add(self.leeway_secs) {
-                return Err(RejectionKind::TokenNotYetValid);
-            }
+        if let Some(nbf) = &c.nbf
+            && nbf.0 > now.saturating_add(self.leeway_secs)
+        {
+            return Err(RejectionKind::TokenNotYetValid);
         }
         if exp < iat {
             return Err(RejectionKind::InvalidClaims);
         }
-        if let Some(max) = self.max_lifetime_secs {
-            if exp - iat > max {
-                return Err(RejectionKind::TokenLifetimeTooLong);
-            }
+        if let Some(max) = self.max_lifetime_secs
+            && exp - iat > max
+        {
+            return Err(RejectionKind::TokenLifetimeTooLong);
         }
         let audience: Vec<String> = c.aud.map(token::OneOrMany::into_vec).unwrap_or_default();
         let aud_ok = match &self.audience {
@@ -233,7 +254,14 @@ impl Validator {
         if c.token_type.as_deref().is_some_and(|t| t != "Bearer") {
             return Err(RejectionKind::InvalidClaims);
         }
-        let scopes: Box<[Box<str>]> = c.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(Into::into).collect();
+        let scopes: Box<[Box<str>]> = c
+            .scope
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(Into::into)
+            .collect();
         let consumer = token::parse_org(c.consumer)?;
         let supplier = token::parse_org(c.supplier)?;
         let system_user = token::parse_system_user(c.authorization_details)?;
@@ -259,7 +287,9 @@ pub(crate) fn check_signature(t: &Unverified<'_>, key: &VerifyingKey) -> Result<
         return Err(RejectionKind::InvalidSignature);
     }
     let mut sig = [0u8; 1024];
-    let n = URL_SAFE_NO_PAD.decode_slice(t.signature, &mut sig).map_err(|_| RejectionKind::InvalidSignature)?;
+    let n = URL_SAFE_NO_PAD
+        .decode_slice(t.signature, &mut sig)
+        .map_err(|_| RejectionKind::InvalidSignature)?;
     if !key.verify(t.alg, t.signing_input.as_bytes(), &sig[..n]) {
         return Err(RejectionKind::InvalidSignature);
     }
@@ -326,7 +356,12 @@ mod tests {
     }
 
     fn tok(header: &str) -> String {
-        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode("{}"), URL_SAFE_NO_PAD.encode("sig"))
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode("{}"),
+            URL_SAFE_NO_PAD.encode("sig")
+        )
     }
 
     #[test]
@@ -334,7 +369,10 @@ mod tests {
         let v = v();
         let check = |h: &str| v.parse(&tok(h)).map(|u| (u.alg, u.kid.to_string()));
         assert_eq!(check(r#"{"alg":"RS256","kid":"k"}"#), Ok((Algorithm::RS256, "k".into())));
-        assert_eq!(check(r#"{"alg":"RS512","kid":"k","typ":"at+JWT"}"#), Ok((Algorithm::RS512, "k".into())));
+        assert_eq!(
+            check(r#"{"alg":"RS512","kid":"k","typ":"at+JWT"}"#),
+            Ok((Algorithm::RS512, "k".into()))
+        );
         assert_eq!(check(r#"{"alg":"none","kid":"k"}"#), Err(RejectionKind::UnsupportedAlgorithm));
         assert_eq!(check(r#"{"alg":"HS256","kid":"k"}"#), Err(RejectionKind::UnsupportedAlgorithm));
         assert_eq!(check(r#"{"alg":"rs256","kid":"k"}"#), Err(RejectionKind::UnsupportedAlgorithm));
@@ -342,10 +380,20 @@ mod tests {
         assert_eq!(check(r#"{"alg":"RS256"}"#), Err(RejectionKind::UnsupportedTokenHeader));
         assert_eq!(check(r#"{"alg":"RS256","kid":""}"#), Err(RejectionKind::UnsupportedTokenHeader));
         for m in ["jku", "jwk", "x5u", "x5c", "crit", "cty", "enc", "zip"] {
-            assert_eq!(check(&format!(r#"{{"alg":"RS256","kid":"k","{m}":null}}"#)), Err(RejectionKind::UnsupportedTokenHeader), "{m}");
+            assert_eq!(
+                check(&format!(r#"{{"alg":"RS256","kid":"k","{m}":null}}"#)),
+                Err(RejectionKind::UnsupportedTokenHeader),
+                "{m}"
+            );
         }
-        assert_eq!(check(r#"{"alg":"RS256","kid":"k","typ":"JOSE"}"#), Err(RejectionKind::UnsupportedTokenHeader));
-        assert_eq!(check(r#"{"alg":"RS256","kid":"k","alg":"RS256"}"#), Err(RejectionKind::MalformedToken));
+        assert_eq!(
+            check(r#"{"alg":"RS256","kid":"k","typ":"JOSE"}"#),
+            Err(RejectionKind::UnsupportedTokenHeader)
+        );
+        assert_eq!(
+            check(r#"{"alg":"RS256","kid":"k","alg":"RS256"}"#),
+            Err(RejectionKind::MalformedToken)
+        );
         assert_eq!(check(r#"not json"#), Err(RejectionKind::MalformedToken));
     }
 

@@ -43,13 +43,20 @@ fn accepts(jws: &str, key: &Value) -> bool {
     let Ok(t) = v.parse(jws) else { return false };
     let mut jwk = public_part(key);
     // Vectors whose key has no kid: the key is meant for the token, so give it the token's.
-    if let Some(o) = jwk.as_object_mut() {
-        if !o.contains_key("kid") && !o.contains_key("keys") {
-            o.insert("kid".into(), Value::String(t.kid.to_string()));
-        }
+    if let Some(o) = jwk.as_object_mut()
+        && !o.contains_key("kid")
+        && !o.contains_key("keys")
+    {
+        o.insert("kid".into(), Value::String(t.kid.to_string()));
     }
-    let set = if jwk.get("keys").is_some() { jwk } else { serde_json::json!({ "keys": [jwk] }) };
-    let Ok((keys, _)) = parse_jwks(set.to_string().as_bytes()) else { return false };
+    let set = if jwk.get("keys").is_some() {
+        jwk
+    } else {
+        serde_json::json!({ "keys": [jwk] })
+    };
+    let Ok((keys, _)) = parse_jwks(set.to_string().as_bytes()) else {
+        return false;
+    };
     let Some(key) = keys.get(&*t.kid) else { return false };
     check_signature(&t, key).is_ok()
 }
@@ -106,7 +113,9 @@ fn json_web_key_vectors() {
             let ok = accepts(case["jws"].as_str().unwrap_or_default(), &key);
             let valid = case["result"].as_str() == Some("valid");
             let rsa_rs = key.get("kty").and_then(Value::as_str) == Some("RSA")
-                || key.get("keys").is_some_and(|k| k.as_array().is_some_and(|a| a.iter().all(|k| k["kty"] == "RSA")));
+                || key
+                    .get("keys")
+                    .is_some_and(|k| k.as_array().is_some_and(|a| a.iter().all(|k| k["kty"] == "RSA")));
             if valid && rsa_rs {
                 assert!(ok, "tcId {id} ({}) should be accepted", case["comment"]);
             } else if !valid {
@@ -123,13 +132,20 @@ fn one_bad_key_does_not_spoil_the_set() {
     let jwk_doc = load("json_web_key_test.json");
     let jws_doc = load("json_web_signature_test.json");
     // A good RS256 key, published beside every public key of the JWK vectors.
-    let good_group = jws_doc["testGroups"].as_array().unwrap().iter().find(|g| g["comment"] == "rs256").unwrap();
+    let good_group = jws_doc["testGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["comment"] == "rs256")
+        .unwrap();
     let mut good = public_part(&good_group["public"]);
     good["kid"] = "kid-rsa-sign".into();
     let mut keys = vec![good];
     let mut weak = Vec::new();
     for group in jwk_doc["testGroups"].as_array().unwrap() {
-        let Some(set) = group.get("public").and_then(|p| p["keys"].as_array()) else { continue };
+        let Some(set) = group.get("public").and_then(|p| p["keys"].as_array()) else {
+            continue;
+        };
         let comment = group["tests"][0]["comment"].as_str().unwrap_or_default();
         for k in set {
             let mut k = public_part(k);

@@ -1,0 +1,552 @@
+//! The Altinn PDP client, usable on its own.
+//!
+//! [`AltinnPdp`] asks Altinn Authorization's policy decision point whether a system user may do
+//! an action on a resource for a party, and reads the answer the way a deny-biased PEP must:
+//! only a clean `Permit` authorizes (see [`Decision`]).
+//!
+//! - **Credentials.** The PDP does not accept the caller's token. The client authenticates as
+//!   the API provider: a Maskinporten JWT grant ([`MaskinportenCredentials`]), exchanged for an
+//!   Altinn token, cached, and refreshed once for all callers. Or plug in your own
+//!   [`AltinnTokenSource`].
+//! - **Bounded.** Every decision has a total time budget (default 5 s) that covers getting a
+//!   token, the call and at most one retry (after a connection error or a `5xx`); answers are
+//!   capped in size (default 256 KiB). A `401` forces one token refresh and one more try.
+//! - **Cached.** Decisions are cached on exactly (system user, action, resource, party): a
+//!   `Permit` for 30 s but never past the request's `valid_until` (the caller's token `exp`),
+//!   `Deny`, `NotApplicable` and `ObligationNotMet` for 5 s; `Indeterminate` and errors never.
+//!   Concurrent identical misses share one PDP call. Altinn caches delegations for about five
+//!   minutes itself, so a short local cache adds little staleness.
+//! - **Several at once.** [`AltinnPdp::decide_many`] asks several questions in one call
+//!   (XACML `MultiRequests`) and matches each answer to its question by the attributes the PDP
+//!   echoes, never by position.
+//!
+//! ```
+//! use altinn_systemuser::pdp::{Action, AltinnEnvironment, AltinnPdp, DecisionRequest, MaskinportenCredentials, ResourceId};
+//! use altinn_systemuser::Party;
+//! use std::time::Duration;
+//!
+//! # fn key_pem() -> Vec<u8> { Vec::new() }
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let credentials = MaskinportenCredentials::builder()
+//!     .issuer("https://test.maskinporten.no/")
+//!     .client_id("c9b9a2b1-0b0e-4c83-a6d0-2d2a1d0c3f5e")
+//!     .private_key_pem(&key_pem())
+//!     .key_id("my-registered-key")
+//!     .build()?;
+//! let pdp = AltinnPdp::builder()
+//!     .environment(AltinnEnvironment::Tt02)
+//!     .subscription_key("...")
+//!     .credentials(credentials)
+//!     .permit_ttl(Duration::from_secs(30))
+//!     .build()?;
+//! # Ok(()) }
+//!
+//! async fn may_read(pdp: &AltinnPdp, system_user: uuid::Uuid, org: Party) -> bool {
+//!     let req = DecisionRequest::new(system_user, Action::read(), ResourceId::new("kravogbetaling").unwrap(), org);
+//!     matches!(pdp.decide(&req).await, Ok(d) if d.is_permit())
+//! }
+//! # assert!(run().is_err()); // no key here
+//! ```
+
+mod cache;
+mod credentials;
+mod decision;
+mod error;
+mod request;
+mod transport;
+mod xacml;
+
+pub use credentials::{AUTHORIZE_SCOPE, AltinnToken, AltinnTokenSource, MaskinportenCredentials, MaskinportenCredentialsBuilder};
+pub use decision::Decision;
+pub use error::{PdpError, PdpErrorKind};
+pub use request::{Action, DecisionRequest, ResourceId, TargetError};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+use crate::error::{ConfigError, check_url};
+use cache::{DecisionCache, DecisionKey};
+use credentials::MaskinportenTokenSource;
+use xacml::RequestBody;
+
+const SUBSCRIPTION_KEY: HeaderName = HeaderName::from_static("ocp-apim-subscription-key");
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+const DEFAULT_PERMIT_TTL: Duration = Duration::from_secs(30);
+const DEFAULT_DENY_TTL: Duration = Duration::from_secs(5);
+const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
+/// Longest TTL accepted: Altinn caches delegations for about 5 minutes itself.
+const MAX_TTL: Duration = Duration::from_secs(4 * 60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A retry is only started with at least this much of the budget left; otherwise the first
+/// failure is reported as it is, not as a timeout.
+const MIN_RETRY_BUDGET: Duration = Duration::from_millis(100);
+
+/// An Altinn environment, for its platform URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AltinnEnvironment {
+    /// Production: `https://platform.altinn.no`. Pairs with Maskinporten `https://maskinporten.no/`.
+    Production,
+    /// TT02, the external test environment: `https://platform.tt02.altinn.no`. Pairs with
+    /// Maskinporten `https://test.maskinporten.no/`.
+    Tt02,
+    /// AT22: `https://platform.at22.altinn.cloud`.
+    At22,
+    /// AT23: `https://platform.at23.altinn.cloud`.
+    At23,
+    /// AT24: `https://platform.at24.altinn.cloud`.
+    At24,
+    /// YT01: `https://platform.yt01.altinn.cloud`.
+    Yt01,
+}
+
+impl AltinnEnvironment {
+    /// The platform base URL (no trailing slash).
+    pub fn platform_url(self) -> &'static str {
+        match self {
+            AltinnEnvironment::Production => "https://platform.altinn.no",
+            AltinnEnvironment::Tt02 => "https://platform.tt02.altinn.no",
+            AltinnEnvironment::At22 => "https://platform.at22.altinn.cloud",
+            AltinnEnvironment::At23 => "https://platform.at23.altinn.cloud",
+            AltinnEnvironment::At24 => "https://platform.at24.altinn.cloud",
+            AltinnEnvironment::Yt01 => "https://platform.yt01.altinn.cloud",
+        }
+    }
+}
+
+/// A client for Altinn's PDP. Cheap to clone; clones share the token and decision caches.
+///
+/// Built with [`AltinnPdp::builder`]. `Debug` never shows the subscription key or tokens.
+#[derive(Clone)]
+pub struct AltinnPdp {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    authorize_url: url::Url,
+    subscription_key: Option<HeaderValue>,
+    tokens: Arc<dyn AltinnTokenSource>,
+    timeout: Duration,
+    max_response_bytes: usize,
+    cache: DecisionCache,
+}
+
+impl AltinnPdp {
+    /// A builder. A platform (environment or URL) and credentials (or a token source) are
+    /// required.
+    pub fn builder() -> AltinnPdpBuilder {
+        AltinnPdpBuilder::default()
+    }
+
+    /// The decision for one question, from the cache or from the PDP.
+    ///
+    /// `Ok` carries what the PDP decided, read deny-biased; only [`Decision::Permit`]
+    /// authorizes. `Err` means no decision could be had (treat it as a refusal you may retry).
+    pub async fn decide(&self, req: &DecisionRequest) -> Result<Decision, PdpError> {
+        let key = DecisionKey::of(req);
+        if let Some(d) = self.inner.cache.get(&key).await {
+            return Ok(d);
+        }
+        self.decide_key(key, req.valid_until).await
+    }
+
+    async fn decide_key(&self, key: DecisionKey, valid_until: Option<SystemTime>) -> Result<Decision, PdpError> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let inner = &*self.inner;
+        let fetch = async {
+            let body = RequestBody::single(&key).to_vec();
+            let answer = inner.call(body, deadline).await?;
+            let results = xacml::parse_response(&answer)?;
+            let d = decision::single(&results).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))?;
+            tracing::debug!(resource = key.resource.as_str(), action = key.action.as_str(), decision = ?d, "Altinn PDP decided");
+            Ok(d)
+        };
+        let key_for_cache = key.clone();
+        match tokio::time::timeout_at(deadline, inner.cache.get_or_fetch(key_for_cache, valid_until, fetch)).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(budget_ms = inner.timeout.as_millis() as u64, "Altinn PDP decision timed out");
+                Err(PdpError::timeout())
+            }
+        }
+    }
+
+    /// The decisions for several questions, in the order asked.
+    ///
+    /// Cached decisions are used; the rest are asked in one PDP call (XACML `MultiRequests`
+    /// when two or more distinct questions remain). Each answer is matched to its question by
+    /// the attributes the PDP echoes; an answer that cannot be matched, a missing answer or a
+    /// question answered twice fails the whole call as [`PdpErrorKind::Malformed`].
+    pub async fn decide_many(&self, reqs: &[DecisionRequest]) -> Result<Vec<Decision>, PdpError> {
+        let mut out: Vec<Option<Decision>> = vec![None; reqs.len()];
+        let mut misses: Vec<DecisionKey> = Vec::new();
+        let mut bounds: Vec<Option<SystemTime>> = Vec::new();
+        let mut index: HashMap<DecisionKey, usize> = HashMap::new();
+        let mut pending: Vec<(usize, usize)> = Vec::new();
+        for (i, req) in reqs.iter().enumerate() {
+            let key = DecisionKey::of(req);
+            if let Some(d) = self.inner.cache.get(&key).await {
+                out[i] = Some(d);
+                continue;
+            }
+            let m = *index.entry(key).or_insert_with_key(|key| {
+                misses.push(key.clone());
+                bounds.push(req.valid_until);
+                misses.len() - 1
+            });
+            bounds[m] = earliest(bounds[m], req.valid_until);
+            pending.push((i, m));
+        }
+        let answers = match misses.len() {
+            0 => Vec::new(),
+            1 => vec![self.decide_key(misses[0].clone(), bounds[0]).await?],
+            _ => {
+                let deadline = Instant::now() + self.inner.timeout;
+                let inner = &*self.inner;
+                let fetch = async {
+                    let body = RequestBody::multi(&misses).to_vec();
+                    let answer = inner.call(body, deadline).await?;
+                    let results = xacml::parse_response(&answer)?;
+                    let decisions =
+                        decision::multi(&results, &misses).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))?;
+                    tracing::debug!(questions = misses.len(), "Altinn PDP decided several");
+                    Ok(decisions)
+                };
+                let answers = tokio::time::timeout_at(deadline, fetch).await.map_err(|_| PdpError::timeout())??;
+                for ((key, d), bound) in misses.iter().zip(&answers).zip(&bounds) {
+                    self.inner.cache.insert(key.clone(), *d, *bound).await;
+                }
+                answers
+            }
+        };
+        for (i, m) in pending {
+            out[i] = Some(answers[m]);
+        }
+        // Every slot is either a hit or a pending question that now has its answer.
+        out.into_iter()
+            .map(|d| d.ok_or_else(|| PdpError::malformed("a question is not answered")))
+            .collect()
+    }
+}
+
+fn earliest(a: Option<SystemTime>, b: Option<SystemTime>) -> Option<SystemTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// How one HTTP attempt ended.
+enum Attempt {
+    Answer(Bytes),
+    /// HTTP 401: a fresh token may help.
+    Unauthorized,
+    /// A connection error or a `5xx`: one more try may help.
+    Retryable(PdpError),
+    Fatal(PdpError),
+}
+
+impl Inner {
+    /// POSTs a request body to the PDP, with one token refresh after a 401 and one retry after
+    /// a transient failure; returns the body of the `200` answer.
+    async fn call(&self, body: Vec<u8>, deadline: Instant) -> Result<Bytes, PdpError> {
+        let body = Bytes::from(body);
+        let mut token = self.tokens.token(false).await?;
+        let (mut refreshed, mut retried) = (false, false);
+        loop {
+            match self.attempt(&token, body.clone()).await {
+                Attempt::Answer(bytes) => return Ok(bytes),
+                Attempt::Unauthorized if !refreshed => {
+                    tracing::debug!("Altinn PDP answered 401; refreshing the Altinn token");
+                    refreshed = true;
+                    token = self.tokens.token(true).await?;
+                }
+                Attempt::Unauthorized => {
+                    tracing::warn!("Altinn PDP answered 401 after a token refresh");
+                    return Err(PdpError::with_detail(PdpErrorKind::Unauthorized, "401 after a token refresh"));
+                }
+                Attempt::Retryable(e) if !retried && deadline.saturating_duration_since(Instant::now()) >= MIN_RETRY_BUDGET => {
+                    tracing::debug!(error = %e, "Altinn PDP call failed; retrying once");
+                    retried = true;
+                }
+                Attempt::Retryable(e) | Attempt::Fatal(e) => {
+                    tracing::warn!(error = %e, "Altinn PDP call failed");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, token: &AltinnToken, body: Bytes) -> Attempt {
+        let auth = match token.bearer_header() {
+            Ok(v) => v,
+            Err(e) => return Attempt::Fatal(e),
+        };
+        let mut req = self
+            .http
+            .post(self.authorize_url.clone())
+            .header(AUTHORIZATION, auth)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(key) = &self.subscription_key {
+            req = req.header(SUBSCRIPTION_KEY, key.clone());
+        }
+        let resp = match req.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    PdpErrorKind::Timeout
+                } else {
+                    PdpErrorKind::Connect
+                };
+                tracing::debug!(error = transport::transport_label(&e), "Altinn PDP request failed");
+                return Attempt::Retryable(PdpError::with_detail(kind, "the request failed"));
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = transport::retry_after(resp.headers());
+        let with_hint = |e: PdpError| match retry_after {
+            Some(after) => e.with_retry_after(after),
+            None => e,
+        };
+        match status {
+            200 => match transport::read_capped(resp, self.max_response_bytes).await {
+                Ok(bytes) => Attempt::Answer(bytes),
+                Err(e) if e.kind() == PdpErrorKind::Connect => Attempt::Retryable(e),
+                Err(e) => Attempt::Fatal(e),
+            },
+            401 => Attempt::Unauthorized,
+            403 => Attempt::Fatal(PdpError::with_detail(PdpErrorKind::Unauthorized, "403: the token lacks the scope")),
+            429 => Attempt::Fatal(with_hint(PdpError::new(PdpErrorKind::Status(429)))),
+            // A 5xx that says when to come back is not retried at once.
+            500..=599 if retry_after.is_none() => Attempt::Retryable(PdpError::new(PdpErrorKind::Status(status))),
+            s => Attempt::Fatal(with_hint(PdpError::new(PdpErrorKind::Status(s)))),
+        }
+    }
+}
+
+impl fmt::Debug for AltinnPdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &*self.inner;
+        f.debug_struct("AltinnPdp")
+            .field("authorize_url", &i.authorize_url.as_str())
+            .field("subscription_key", &i.subscription_key.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &i.timeout)
+            .field("max_response_bytes", &i.max_response_bytes)
+            .field("permit_ttl", &i.cache.permit_ttl())
+            .field("deny_ttl", &i.cache.deny_ttl())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AltinnPdp`]. Setters never fail; [`build`](Self::build) checks everything once.
+pub struct AltinnPdpBuilder {
+    environment: Option<AltinnEnvironment>,
+    platform_url: Option<String>,
+    subscription_key: Option<String>,
+    credentials: Option<MaskinportenCredentials>,
+    token_source: Option<Arc<dyn AltinnTokenSource>>,
+    http: Option<reqwest::Client>,
+    timeout: Duration,
+    max_response_bytes: usize,
+    permit_ttl: Duration,
+    deny_ttl: Duration,
+    cache_capacity: u64,
+}
+
+impl Default for AltinnPdpBuilder {
+    fn default() -> Self {
+        AltinnPdpBuilder {
+            environment: None,
+            platform_url: None,
+            subscription_key: None,
+            credentials: None,
+            token_source: None,
+            http: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            permit_ttl: DEFAULT_PERMIT_TTL,
+            deny_ttl: DEFAULT_DENY_TTL,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+        }
+    }
+}
+
+impl AltinnPdpBuilder {
+    /// The Altinn environment; sets the platform URL unless [`platform_url`](Self::platform_url)
+    /// is given.
+    pub fn environment(mut self, env: AltinnEnvironment) -> Self {
+        self.environment = Some(env);
+        self
+    }
+
+    /// The platform base URL, for example `https://platform.tt02.altinn.no`. Must be `https`
+    /// (plain `http` only to a loopback host, for fakes). Wins over
+    /// [`environment`](Self::environment).
+    pub fn platform_url(mut self, url: impl Into<String>) -> Self {
+        self.platform_url = Some(url.into());
+        self
+    }
+
+    /// The API Management subscription key (`Ocp-Apim-Subscription-Key`).
+    pub fn subscription_key(mut self, key: impl Into<String>) -> Self {
+        self.subscription_key = Some(key.into());
+        self
+    }
+
+    /// The provider's Maskinporten client, used to get Altinn tokens.
+    pub fn credentials(mut self, credentials: MaskinportenCredentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Another source of Altinn tokens, instead of [`credentials`](Self::credentials).
+    pub fn token_source(mut self, source: impl AltinnTokenSource) -> Self {
+        self.token_source = Some(Arc::new(source));
+        self
+    }
+
+    /// The HTTP client for the PDP, the Maskinporten token endpoint and the token exchange.
+    ///
+    /// The default has a 2 s connect timeout, follows no redirects and uses rustls. A client
+    /// you give is used as is: give it a connect timeout and no redirect policy.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// The total time budget of one decision, including getting a token and the one retry.
+    /// Default 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest PDP (or token) response read. Default 256 KiB.
+    pub fn max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
+        self
+    }
+
+    /// How long a `Permit` is cached (never past the request's `valid_until`). Default 30 s,
+    /// at most 4 minutes; zero turns `Permit` caching off.
+    pub fn permit_ttl(mut self, ttl: Duration) -> Self {
+        self.permit_ttl = ttl;
+        self
+    }
+
+    /// How long `Deny`, `NotApplicable` and `ObligationNotMet` are cached. Default 5 s, at most
+    /// 4 minutes; zero turns their caching off.
+    pub fn deny_ttl(mut self, ttl: Duration) -> Self {
+        self.deny_ttl = ttl;
+        self
+    }
+
+    /// How many decisions the cache holds. Default 10 000; zero turns the cache (and the sharing
+    /// of concurrent identical calls) off.
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// Checks the configuration. No network I/O; never panics.
+    pub fn build(self) -> Result<AltinnPdp, ConfigError> {
+        let platform = match (&self.platform_url, self.environment) {
+            (Some(url), _) => url.clone(),
+            (None, Some(env)) => env.platform_url().to_owned(),
+            (None, None) => return Err(ConfigError::new("platform_url", "required (or an environment)")),
+        };
+        let platform = check_url("platform_url", &platform)?;
+        if platform.query().is_some() || platform.fragment().is_some() {
+            return Err(ConfigError::new("platform_url", "must not have a query or fragment"));
+        }
+        let base = platform.as_str().trim_end_matches('/');
+        let authorize_url = check_url("platform_url", &format!("{base}/authorization/api/v1/authorize"))?;
+        let exchange_url = check_url("platform_url", &format!("{base}/authentication/api/v1/exchange/maskinporten"))?;
+
+        let subscription_key = match self.subscription_key {
+            None => None,
+            Some(k) => {
+                let mut v = HeaderValue::from_str(&k)
+                    .ok()
+                    .filter(|_| !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic()))
+                    .ok_or_else(|| ConfigError::new("subscription_key", "must be non-empty visible ASCII"))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+        };
+        if self.timeout.is_zero() {
+            return Err(ConfigError::new("timeout", "must be more than zero"));
+        }
+        if self.max_response_bytes == 0 {
+            return Err(ConfigError::new("max_response_bytes", "must be more than zero"));
+        }
+        if self.permit_ttl > MAX_TTL {
+            return Err(ConfigError::new(
+                "permit_ttl",
+                "at most 4 minutes (Altinn caches delegations for about 5)",
+            ));
+        }
+        if self.deny_ttl > MAX_TTL {
+            return Err(ConfigError::new("deny_ttl", "at most 4 minutes"));
+        }
+        let http = match self.http {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|_| ConfigError::new("http_client", "the default HTTP client could not be built"))?,
+        };
+        let tokens: Arc<dyn AltinnTokenSource> = match (self.credentials, self.token_source) {
+            (Some(_), Some(_)) => return Err(ConfigError::new("credentials", "give credentials or a token source, not both")),
+            (Some(creds), None) => Arc::new(MaskinportenTokenSource::new(
+                creds,
+                http.clone(),
+                exchange_url,
+                self.max_response_bytes,
+            )),
+            (None, Some(source)) => source,
+            (None, None) => return Err(ConfigError::new("credentials", "required (or a token source)")),
+        };
+        Ok(AltinnPdp {
+            inner: Arc::new(Inner {
+                http,
+                authorize_url,
+                subscription_key,
+                tokens,
+                timeout: self.timeout,
+                max_response_bytes: self.max_response_bytes,
+                cache: DecisionCache::new(self.cache_capacity, self.permit_ttl, self.deny_ttl),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for AltinnPdpBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AltinnPdpBuilder")
+            .field("environment", &self.environment)
+            .field("platform_url", &self.platform_url)
+            .field("subscription_key", &self.subscription_key.as_ref().map(|_| "<redacted>"))
+            .field("credentials", &self.credentials)
+            .field("token_source", &self.token_source.as_ref().map(|_| "<custom>"))
+            .field("timeout", &self.timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("permit_ttl", &self.permit_ttl)
+            .field("deny_ttl", &self.deny_ttl)
+            .field("cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

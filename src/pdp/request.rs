@@ -1,0 +1,248 @@
+//! What is asked of the PDP: a system user, an action, a resource and a party.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use crate::Party;
+use crate::error::ConfigError;
+
+/// Why a resource id or an action is not acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// The resource id does not match `^[a-z0-9_-]{4,100}$`.
+    #[error("a resource id is 4 to 100 characters of [a-z0-9_-]")]
+    InvalidResource,
+    /// The action is not 1 to 64 characters of `[a-z0-9_:-]`.
+    #[error("an action is 1 to 64 characters of [a-z0-9_:-]")]
+    InvalidAction,
+}
+
+impl From<TargetError> for ConfigError {
+    fn from(e: TargetError) -> Self {
+        let field = match e {
+            TargetError::InvalidResource => "resource",
+            TargetError::InvalidAction => "action",
+        };
+        ConfigError::new(field, e.to_string())
+    }
+}
+
+/// An id from Altinn's resource registry, for example `kravogbetaling`.
+///
+/// Valid ids match `^[a-z0-9_-]{4,}$` (at most 100 characters here). Cloning is cheap.
+///
+/// ```
+/// use altinn_systemuser::pdp::ResourceId;
+/// let r = ResourceId::new("kravogbetaling").unwrap();
+/// assert_eq!(r.as_str(), "kravogbetaling");
+/// assert!(ResourceId::new("Krav").is_err());
+/// assert!(ResourceId::new("abc").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceId(Arc<str>);
+
+impl ResourceId {
+    /// The longest id accepted.
+    pub const MAX_LEN: usize = 100;
+
+    /// Checks `id` and wraps it.
+    pub fn new(id: &str) -> Result<Self, TargetError> {
+        let ok = (4..=Self::MAX_LEN).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
+        if ok {
+            Ok(ResourceId(Arc::from(id)))
+        } else {
+            Err(TargetError::InvalidResource)
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ResourceId {
+    type Err = TargetError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResourceId({})", self.0)
+    }
+}
+
+/// The XACML action asked about (`urn:oasis:names:tc:xacml:1.0:action:action-id`), for
+/// example `read`.
+///
+/// Valid actions are 1 to 64 characters of `[a-z0-9_:-]`. Cloning is cheap.
+///
+/// ```
+/// use altinn_systemuser::pdp::Action;
+/// assert_eq!(Action::read().as_str(), "read");
+/// assert_eq!(Action::new("sign").unwrap().as_str(), "sign");
+/// assert!(Action::new("Read").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Action(Arc<str>);
+
+macro_rules! well_known_actions {
+    ($($(#[$doc:meta])* $name:ident = $value:literal;)*) => {
+        impl Action {
+            $(
+                $(#[$doc])*
+                pub fn $name() -> Self {
+                    static CELL: std::sync::OnceLock<Action> = std::sync::OnceLock::new();
+                    CELL.get_or_init(|| Action(Arc::from($value))).clone()
+                }
+            )*
+        }
+    };
+}
+
+well_known_actions! {
+    /// `read`: the usual action for `GET` and `HEAD`.
+    read = "read";
+    /// `write`: the usual action for `POST`, `PUT` and `PATCH`.
+    write = "write";
+    /// `delete`: the usual action for `DELETE`.
+    delete = "delete";
+}
+
+impl Action {
+    /// The longest action accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks `action` and wraps it.
+    pub fn new(action: &str) -> Result<Self, TargetError> {
+        let ok = (1..=Self::MAX_LEN).contains(&action.len())
+            && action.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b':' | b'-'));
+        if ok {
+            Ok(Action(Arc::from(action)))
+        } else {
+            Err(TargetError::InvalidAction)
+        }
+    }
+
+    /// The action.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Action {
+    type Err = TargetError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Action({})", self.0)
+    }
+}
+
+/// One question for the PDP: may system user `subject` do `action` on `resource` for `party`?
+///
+/// ```
+/// use altinn_systemuser::pdp::{Action, DecisionRequest, ResourceId};
+/// use altinn_systemuser::{OrgNumber, Party};
+/// use std::time::{Duration, SystemTime};
+///
+/// let req = DecisionRequest::new(
+///     "a545ca29-7fb8-4810-a2f2-0be171cb2a26".parse().unwrap(),
+///     Action::read(),
+///     ResourceId::new("kravogbetaling").unwrap(),
+///     Party::Organisation("923609016".parse::<OrgNumber>().unwrap()),
+/// )
+/// .valid_until(SystemTime::now() + Duration::from_secs(120));
+/// assert!(req.valid_until.is_some());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRequest {
+    /// The system user's id (`urn:altinn:systemuser:uuid`).
+    pub subject: Uuid,
+    /// What the system user wants to do.
+    pub action: Action,
+    /// The resource in Altinn's resource registry.
+    pub resource: ResourceId,
+    /// The organisation or person the system user acts for.
+    pub party: Party,
+    /// A cached `Permit` never outlives this instant; normally the `exp` of the caller's token.
+    pub valid_until: Option<SystemTime>,
+}
+
+impl DecisionRequest {
+    /// A request without a `valid_until` bound.
+    pub fn new(subject: Uuid, action: Action, resource: ResourceId, party: Party) -> Self {
+        DecisionRequest {
+            subject,
+            action,
+            resource,
+            party,
+            valid_until: None,
+        }
+    }
+
+    /// Bounds how long a `Permit` for this request may be cached (normally the token's `exp`).
+    pub fn valid_until(mut self, until: SystemTime) -> Self {
+        self.valid_until = Some(until);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_ids() {
+        for ok in [
+            "kravogbetaling",
+            "ttd-externalpdp-resource1",
+            "app_ttd_a",
+            "abcd",
+            "a".repeat(100).as_str(),
+        ] {
+            assert_eq!(ResourceId::new(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "abc", "Krav", "krav og", "krav/1", "kråv", "krav.x", "a".repeat(101).as_str()] {
+            assert_eq!(ResourceId::new(bad), Err(TargetError::InvalidResource), "{bad}");
+        }
+    }
+
+    #[test]
+    fn actions() {
+        assert_eq!(Action::read().as_str(), "read");
+        assert_eq!(Action::write().as_str(), "write");
+        assert_eq!(Action::delete().as_str(), "delete");
+        assert_eq!(Action::read(), Action::new("read").unwrap());
+        for ok in ["a", "sign", "instantiate", "urn:x:y-z_1", "a".repeat(64).as_str()] {
+            assert!(Action::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Read", "read ", "re/ad", "læs", "a".repeat(65).as_str()] {
+            assert_eq!(Action::new(bad), Err(TargetError::InvalidAction), "{bad}");
+        }
+        let e: ConfigError = TargetError::InvalidAction.into();
+        assert_eq!(e.field(), "action");
+    }
+}
