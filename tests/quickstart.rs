@@ -1,0 +1,161 @@
+//! The quickstart's own flow: the example's app, in-process, with its embedded fakes, and with
+//! the environment variables pointed at fakes this test starts.
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
+use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, TestKey};
+use quickstart::{DEMO_CLIENT_ORG, DEMO_OTHER_ORG, DEMO_OWNER_ORG, DEMO_SYSTEM_USER, Settings};
+use std::collections::HashMap;
+use support::serve;
+use uuid::Uuid;
+
+const KEYS: [&str; 9] = [
+    "system_user_id",
+    "system_user_org",
+    "system_id",
+    "vendor_org",
+    "client_id",
+    "scopes",
+    "resource",
+    "action",
+    "party",
+];
+
+#[tokio::test]
+async fn embedded_demo_flow() {
+    let app = quickstart::build(&Settings::from_lookup(|_| None)).await.unwrap();
+    let tokens = app.embedded.as_ref().unwrap().tokens.clone();
+    let base = serve(app.router).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = http.get(format!("{base}{path}"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+
+    // The printed commands name the same routes and tokens.
+    let curl = quickstart::curl_commands(&base, &tokens);
+    assert!(curl.contains(&tokens.system_user) && curl.contains(&format!("{base}/krav/{DEMO_OTHER_ORG}")));
+
+    let r = get("/whoami", Some(&tokens.system_user)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let j: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    for k in KEYS {
+        assert!(!j[k].is_null(), "missing {k} in {j}");
+    }
+    assert_eq!(j["system_user_id"], DEMO_SYSTEM_USER);
+    assert_eq!(j["system_user_org"], DEMO_OWNER_ORG);
+    assert_eq!(j["vendor_org"], "991825827");
+    assert_eq!(j["party"], DEMO_OWNER_ORG);
+    assert_eq!(j["action"], "read");
+    assert_eq!(j["resource"], "kravogbetaling");
+    assert_eq!(j["scopes"], serde_json::json!(["skatteetaten:kravogbetalinger"]));
+
+    let r = get(&format!("/krav/{DEMO_CLIENT_ORG}"), Some(&tokens.system_user)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let j: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(j["party"], DEMO_CLIENT_ORG);
+
+    let r = get(&format!("/krav/{DEMO_OTHER_ORG}"), Some(&tokens.system_user)).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .post(format!("{base}/krav/{DEMO_CLIENT_ORG}"))
+        .bearer_auth(&tokens.system_user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "write is not permitted");
+    let r = get("/whoami", Some(&tokens.broken)).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    let r = get("/whoami", None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = get("/krav/310702640", Some(&tokens.system_user)).await.unwrap();
+    assert_eq!(r.status(), 400, "bad check digit in the path");
+    let r = get("/healthz", None).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn environment_variables_are_honoured() {
+    // Fakes started by the test, not the example's embedded ones.
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, "the-subscription-key").await;
+    let provider = TestKey::generate("provider-kid");
+    mp.register_client(ClientRegistration::new(
+        "provider-client",
+        &provider,
+        "974760673",
+        &["altinn:authorization/authorize"],
+    ));
+    let dir = std::env::temp_dir().join(format!("quickstart-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("provider.pem");
+    std::fs::write(&key_file, provider.private_key_pkcs8_pem()).unwrap();
+    let su = Uuid::new_v4();
+    altinn.permit(su, "read", "skattekort", "310702641");
+
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("QUICKSTART_ADDR", "127.0.0.1:0".to_owned()),
+        ("MASKINPORTEN_ISSUER", mp.issuer()),
+        ("MASKINPORTEN_SCOPE", "nav:lonn".to_owned()),
+        ("ALTINN_PLATFORM_URL", altinn.platform_url()),
+        ("ALTINN_SUBSCRIPTION_KEY", "the-subscription-key".to_owned()),
+        ("ALTINN_RESOURCE", "skattekort".to_owned()),
+        ("PDP_CLIENT_ID", "provider-client".to_owned()),
+        ("PDP_KEY_ID", "provider-kid".to_owned()),
+        ("PDP_PRIVATE_KEY_FILE", key_file.to_string_lossy().into_owned()),
+    ]);
+    let settings = Settings::from_lookup(|k| vars.get(k).cloned());
+    assert_eq!(settings.addr, "127.0.0.1:0");
+    let app = quickstart::build(&settings).await.unwrap();
+    assert!(app.embedded.is_none(), "no embedded fakes when both URLs are set");
+    let base = serve(app.router).await;
+    let http = reqwest::Client::new();
+
+    let token = mp.system_user_token(su, "310702641").scope("nav:lonn").sign();
+    let r = http.get(format!("{base}/whoami")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let j: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(j["resource"], "skattekort");
+    // The scope variable is enforced.
+    let wrong_scope = mp.system_user_token(su, "310702641").scope("skatteetaten:kravogbetalinger").sign();
+    assert_eq!(
+        http.get(format!("{base}/whoami"))
+            .bearer_auth(&wrong_scope)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    // The PDP was called with the subscription key and a token from the provider's own grant.
+    let pdp = altinn.pdp_requests();
+    assert_eq!(pdp.len(), 1);
+    assert_eq!(pdp[0].header("ocp-apim-subscription-key"), Some("the-subscription-key"));
+    let grants = mp.grant_assertions();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0]["claims"]["iss"], "provider-client");
+    assert_eq!(grants[0]["header"]["kid"], "provider-kid");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn incomplete_configuration_is_a_clear_error() {
+    let only_issuer = Settings::from_lookup(|k| (k == "MASKINPORTEN_ISSUER").then(|| "https://test.maskinporten.no/".to_owned()));
+    let e = quickstart::build(&only_issuer).await.err().unwrap();
+    assert!(e.contains("ALTINN_PLATFORM_URL"), "{e}");
+    let no_key = Settings::from_lookup(|k| match k {
+        "MASKINPORTEN_ISSUER" => Some("https://test.maskinporten.no/".into()),
+        "ALTINN_PLATFORM_URL" => Some("https://platform.tt02.altinn.no".into()),
+        _ => None,
+    });
+    let e = quickstart::build(&no_key).await.err().unwrap();
+    assert!(e.contains("PDP_CLIENT_ID") && e.contains("PDP_PRIVATE_KEY_FILE"), "{e}");
+}
