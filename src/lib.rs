@@ -1,4 +1,4 @@
-//! Tower middleware for APIs that Altinn system users call.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
