@@ -74,3 +74,126 @@ pub async fn serve(app: Router) -> String {
     });
     format!("http://{addr}")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Both layers and the PDP against FakeMaskinporten and FakeAltinn
+// ---------------------------------------------------------------------------------------------
+
+use altinn_systemuser::MaskinportenLayer;
+use altinn_systemuser::pdp::{AUTHORIZE_SCOPE, AltinnPdp, AltinnPdpBuilder, MaskinportenCredentials};
+use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, TestKey};
+use uuid::Uuid;
+
+/// The scope the API under test requires of its callers.
+pub const API_SCOPE: &str = "skatteetaten:kravogbetalinger";
+/// The resource the API under test asks the PDP about.
+pub const RESOURCE: &str = "kravogbetaling";
+/// The customer that owns the system users in the tests.
+pub const OWNER_ORG: &str = "310702641";
+/// Another valid organisation number.
+pub const OTHER_ORG: &str = "923609016";
+/// A third valid organisation number.
+pub const THIRD_ORG: &str = "974760673";
+/// A synthetic national identity number with valid check digits.
+pub const PERSON: &str = "01010012356";
+/// The API provider's APIM subscription key.
+pub const SUBSCRIPTION_KEY: &str = "apim-subscription-key-5c1f0e7a9b";
+/// The API provider's own Maskinporten client (for the PDP credentials).
+pub const PROVIDER_CLIENT_ID: &str = "provider-client-3f6d2a90";
+/// The API provider's organisation.
+pub const PROVIDER_ORG: &str = "974760673";
+
+/// FakeMaskinporten and FakeAltinn on 127.0.0.1:0, with the API provider's client registered
+/// for the PDP scope under its own key.
+pub struct Fakes {
+    pub mp: FakeMaskinporten,
+    pub altinn: FakeAltinn,
+    pub provider_key: TestKey,
+}
+
+impl Fakes {
+    pub async fn start() -> Fakes {
+        let mp = FakeMaskinporten::start().await;
+        let altinn = FakeAltinn::start(&mp, SUBSCRIPTION_KEY).await;
+        let provider_key = TestKey::generate("provider-key-1");
+        mp.register_client(ClientRegistration::new(
+            PROVIDER_CLIENT_ID,
+            &provider_key,
+            PROVIDER_ORG,
+            &[AUTHORIZE_SCOPE],
+        ));
+        Fakes { mp, altinn, provider_key }
+    }
+
+    /// The provider's credentials: the fake's issuer, the registered client id, key and kid.
+    pub fn credentials(&self) -> MaskinportenCredentials {
+        MaskinportenCredentials::builder()
+            .issuer(self.mp.issuer())
+            .client_id(PROVIDER_CLIENT_ID)
+            .private_key_pem(self.provider_key.private_key_pkcs8_pem().as_bytes())
+            .key_id(self.provider_key.kid())
+            .build()
+            .expect("valid credentials")
+    }
+
+    /// A PDP builder pointed at FakeAltinn with the real credentials flow.
+    pub fn pdp_builder(&self) -> AltinnPdpBuilder {
+        AltinnPdp::builder()
+            .platform_url(self.altinn.platform_url())
+            .subscription_key(SUBSCRIPTION_KEY)
+            .credentials(self.credentials())
+    }
+
+    /// A PDP client with the default settings.
+    pub fn pdp(&self) -> AltinnPdp {
+        self.pdp_builder().build().expect("valid PDP configuration")
+    }
+
+    /// Layer 1: FakeMaskinporten's issuer, requiring [`API_SCOPE`].
+    pub fn maskinporten_layer(&self) -> MaskinportenLayer {
+        MaskinportenLayer::builder()
+            .issuer(self.mp.issuer())
+            .require_scope(API_SCOPE)
+            .build()
+            .expect("valid Maskinporten layer")
+    }
+
+    /// A caller's system-user token (owner [`OWNER_ORG`], scope [`API_SCOPE`]), minted now.
+    pub fn system_user_token(&self, system_user: Uuid) -> String {
+        self.mp.system_user_token(system_user, OWNER_ORG).scope(API_SCOPE).sign()
+    }
+}
+
+/// `http://127.0.0.1:PORT` of a port that was just bound and released: connections are refused.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// A rejection with this status and problem type, as the layers render it.
+pub fn assert_problem(r: &Reply, status: u16, slug: &str) {
+    assert_eq!(r.status, status, "body: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.problem_type(), problem(slug), "body: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.json()["status"], status);
+}
+
+/// The attributes of one XACML category as `(AttributeId, Value)` pairs.
+pub fn attributes(category: &serde_json::Value) -> Vec<(String, String)> {
+    category["Attribute"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|a| {
+                    (
+                        a["AttributeId"].as_str().unwrap_or_default().to_owned(),
+                        a["Value"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
