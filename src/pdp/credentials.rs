@@ -97,8 +97,10 @@ fn bearer(token: &str) -> Option<HeaderValue> {
 /// Where the PDP client gets its Altinn token.
 ///
 /// [`MaskinportenCredentials`] is the usual source; implement this to plug in another setup
-/// (a token from a sidecar, a vault, a test). `force_refresh` is `true` once after the PDP has
-/// rejected the token it was given (HTTP 401): return a new one, not a cached one.
+/// (a token from a sidecar, a vault, a test). After the PDP has rejected a token (HTTP 401),
+/// the client first asks for a token with `force_refresh` `false`; only if that is still the
+/// rejected token does it ask once more with `force_refresh` `true`: then return a new one, not
+/// a cached one.
 ///
 /// ```
 /// use altinn_systemuser::pdp::{AltinnToken, AltinnTokenSource, PdpError};

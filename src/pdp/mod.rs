@@ -265,9 +265,17 @@ impl Inner {
             match self.attempt(&token, body.clone()).await {
                 Attempt::Answer(bytes) => return Ok(bytes),
                 Attempt::Unauthorized if !refreshed => {
-                    tracing::debug!("Altinn PDP answered 401; refreshing the Altinn token");
                     refreshed = true;
-                    token = self.tokens.token(true).await?;
+                    // Another caller that got a 401 for the same token may have refreshed it
+                    // already: use its token rather than refreshing once per rejected caller.
+                    let current = self.tokens.token(false).await?;
+                    if current != token {
+                        tracing::debug!("Altinn PDP answered 401; using the token refreshed meanwhile");
+                        token = current;
+                    } else {
+                        tracing::debug!("Altinn PDP answered 401; refreshing the Altinn token");
+                        token = self.tokens.token(true).await?;
+                    }
                 }
                 Attempt::Unauthorized => {
                     tracing::warn!("Altinn PDP answered 401 after a token refresh");
