@@ -5,6 +5,7 @@
 //! [`OrgId::Other`] so a token that carries one is still readable, but they are never asked about
 //! in a PDP request.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -163,7 +164,9 @@ pub enum OrgId {
 /// An organisation as Maskinporten writes it: `{"authority": ..., "ID": "0192:<orgno>"}`.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Organisation {
-    authority: String,
+    /// Borrowed for the standard authority (every Maskinporten token), so that building one
+    /// from a token does not allocate for it.
+    authority: Cow<'static, str>,
     id: OrgId,
 }
 
@@ -183,7 +186,11 @@ impl Organisation {
             OrgId::Other(id.to_owned())
         };
         Ok(Organisation {
-            authority: authority.to_owned(),
+            authority: if authority == ISO6523_AUTHORITY {
+                Cow::Borrowed(ISO6523_AUTHORITY)
+            } else {
+                Cow::Owned(authority.to_owned())
+            },
             id,
         })
     }
@@ -191,7 +198,7 @@ impl Organisation {
     /// A Norwegian organisation (`0192:`) with the standard authority.
     pub fn norwegian(org: OrgNumber) -> Self {
         Organisation {
-            authority: ISO6523_AUTHORITY.to_owned(),
+            authority: Cow::Borrowed(ISO6523_AUTHORITY),
             id: OrgId::Norwegian(org),
         }
     }

@@ -145,6 +145,19 @@ impl<S> std::fmt::Debug for MaskinportenService<S> {
     }
 }
 
+/// Whether every byte is a b64token character other than `=`: ALPHA / DIGIT / "-" / "." / "_" /
+/// "~" / "+" / "/".
+///
+/// Written without an early exit so that it compiles to vector compares: it runs over the whole
+/// token (a kilobyte or more) on every request, cached or not.
+fn all_b64token_body(s: &[u8]) -> bool {
+    s.iter().fold(true, |ok, &c| {
+        let letter = (c | 0x20).wrapping_sub(b'a') < 26;
+        let digit = c.wrapping_sub(b'0') < 10;
+        ok & (letter | digit | (c == b'-') | (c == b'.') | (c == b'_') | (c == b'~') | (c == b'+') | (c == b'/'))
+    })
+}
+
 /// The token of `Authorization: Bearer <token>`, checked for shape only.
 fn bearer(headers: &HeaderMap, max: usize) -> Result<&str, RejectionKind> {
     let mut all = headers.get_all(AUTHORIZATION).iter();
@@ -163,10 +176,8 @@ fn bearer(headers: &HeaderMap, max: usize) -> Result<&str, RejectionKind> {
         return Err(RejectionKind::MalformedToken);
     }
     // RFC 6750 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" followed by "="s.
-    let body_end = token.iter().position(|c| *c == b'=').unwrap_or(token.len());
-    let ok = !token.is_empty()
-        && token[..body_end].iter().all(|c| c.is_ascii_alphanumeric() || b"-._~+/".contains(c))
-        && token[body_end..].iter().all(|c| *c == b'=');
+    let padding = token.iter().rev().take_while(|c| **c == b'=').count();
+    let ok = !token.is_empty() && all_b64token_body(&token[..token.len() - padding]);
     if !ok {
         return Err(RejectionKind::MalformedAuthorization);
     }
@@ -188,9 +199,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // The inner service that was driven to readiness is the one we must call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The inner service that was driven to readiness (`self.inner`) is the one we must call.
+        // When that happens now, it is called in place; only a call deferred until keys arrive
+        // takes it and leaves a clone behind (a clone per request is an allocation for a boxed
+        // inner service such as an axum route).
         let config = &self.config;
         let token = match bearer(req.headers(), config.validator.max_token_bytes) {
             Ok(t) => t,
@@ -198,11 +210,13 @@ where
         };
         match config.verify_now(token, now_unix()) {
             Ok(Some(verified)) => match config.admit(verified, &mut req) {
-                Ok(()) => ResponseFuture::called(inner.call(req)),
+                Ok(()) => ResponseFuture::called(self.inner.call(req)),
                 Err(kind) => ResponseFuture::rejected(config.reject(kind, req.headers())),
             },
             Err(kind) => ResponseFuture::rejected(config.reject(kind, req.headers())),
             Ok(None) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
                 let token = token.to_owned();
                 let config = self.config.clone();
                 let check = async move {
@@ -218,5 +232,36 @@ where
                 ResponseFuture::checking(check, inner)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b64token_body_is_exactly_the_rfc_6750_set() {
+        for c in 0..=255u8 {
+            let expected = c.is_ascii_alphanumeric() || b"-._~+/".contains(&c);
+            assert_eq!(all_b64token_body(&[c]), expected, "{c:#04x}");
+            assert_eq!(all_b64token_body(&[b'a', c, b'Z']), expected, "{c:#04x}");
+        }
+        assert!(all_b64token_body(b""));
+    }
+
+    #[test]
+    fn bearer_padding() {
+        let check = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, v.parse().unwrap());
+            bearer(&h, 100).map(str::to_owned)
+        };
+        assert_eq!(check("Bearer abc=="), Ok("abc==".into()));
+        assert_eq!(check("Bearer a.b_c~d+e/f-9"), Ok("a.b_c~d+e/f-9".into()));
+        assert_eq!(check("Bearer ab=c"), Err(RejectionKind::MalformedAuthorization));
+        assert_eq!(check("Bearer a=b="), Err(RejectionKind::MalformedAuthorization));
+        assert_eq!(check("Bearer a,b"), Err(RejectionKind::MalformedAuthorization));
+        assert_eq!(check("Bearer "), Err(RejectionKind::MalformedAuthorization));
+        assert_eq!(check(&format!("Bearer {}", "a".repeat(101))), Err(RejectionKind::MalformedToken));
     }
 }

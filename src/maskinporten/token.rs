@@ -3,7 +3,9 @@
 use crate::org::{OrgNumber, Organisation};
 use crate::reject::RejectionKind;
 use serde::Deserialize;
+use serde::de::{SeqAccess, Visitor};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -173,18 +175,24 @@ impl SystemUserClaim {
 /// an error (serde's derive rejects duplicate fields).
 #[derive(Deserialize)]
 pub(crate) struct RawClaims<'a> {
-    pub iss: Option<String>,
+    // Borrowed from the payload when unescaped: these are only compared or split, never kept.
+    #[serde(borrow)]
+    pub iss: Option<Cow<'a, str>>,
     pub exp: Option<NumericDate>,
     pub iat: Option<NumericDate>,
     pub nbf: Option<NumericDate>,
     pub aud: Option<OneOrMany<String>>,
-    pub scope: Option<String>,
-    pub token_type: Option<String>,
+    #[serde(borrow)]
+    pub scope: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub token_type: Option<Cow<'a, str>>,
     pub client_id: Option<String>,
     pub client_amr: Option<String>,
     pub jti: Option<String>,
-    pub consumer: Option<RawOrg>,
-    pub supplier: Option<RawOrg>,
+    #[serde(borrow)]
+    pub consumer: Option<RawOrg<'a>>,
+    #[serde(borrow)]
+    pub supplier: Option<RawOrg<'a>>,
     #[serde(borrow)]
     pub authorization_details: Option<&'a RawValue>,
 }
@@ -205,11 +213,43 @@ impl<'de> Deserialize<'de> for NumericDate {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A string or an array of strings (`aud`, `systemuser_id`).
 pub(crate) enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
+}
+
+/// Accepts exactly what `#[serde(untagged)]` over `One(String)` / `Many(Vec<String>)` would, but
+/// in one pass: untagged buffers the value and builds (and formats) an error for the variant
+/// that does not match, on every token.
+impl<'de> Deserialize<'de> for OneOrMany<String> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StringOrSeq;
+        impl<'de> Visitor<'de> for StringOrSeq {
+            type Value = OneOrMany<String>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(OneOrMany::One(s.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(OneOrMany::One(s))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+                while let Some(s) = seq.next_element::<String>()? {
+                    all.push(s);
+                }
+                Ok(OneOrMany::Many(all))
+            }
+        }
+        d.deserialize_any(StringOrSeq)
+    }
 }
 
 impl<T> OneOrMany<T> {
@@ -222,14 +262,17 @@ impl<T> OneOrMany<T> {
 }
 
 #[derive(Deserialize)]
-pub(crate) struct RawOrg {
-    authority: Option<String>,
-    #[serde(rename = "ID")]
-    id_upper: Option<String>,
-    id: Option<String>,
+pub(crate) struct RawOrg<'a> {
+    // Borrowed from the payload when unescaped: only read to build the `Organisation`.
+    #[serde(borrow)]
+    authority: Option<Cow<'a, str>>,
+    #[serde(rename = "ID", borrow)]
+    id_upper: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
 }
 
-impl RawOrg {
+impl RawOrg<'_> {
     fn parse(self) -> Option<Organisation> {
         let id = match (self.id_upper, self.id) {
             (Some(a), Some(b)) if a != b => return None,
@@ -247,16 +290,17 @@ struct DetailType<'a> {
 }
 
 #[derive(Deserialize)]
-struct RawSystemUser {
+struct RawSystemUser<'a> {
     systemuser_id: Option<OneOrMany<String>>,
-    systemuser_org: Option<RawOrg>,
+    #[serde(borrow)]
+    systemuser_org: Option<RawOrg<'a>>,
     system_id: Option<String>,
     #[serde(rename = "externalRef")]
     external_ref: Option<String>,
 }
 
 /// Parses `consumer` / `supplier`: present but malformed is an error.
-pub(crate) fn parse_org(raw: Option<RawOrg>) -> Result<Option<Organisation>, RejectionKind> {
+pub(crate) fn parse_org(raw: Option<RawOrg<'_>>) -> Result<Option<Organisation>, RejectionKind> {
     match raw {
         None => Ok(None),
         Some(r) => r.parse().map(Some).ok_or(RejectionKind::InvalidClaims),
@@ -292,7 +336,7 @@ pub(crate) fn parse_system_user(raw: Option<&RawValue>) -> Result<Option<SystemU
     Ok(found)
 }
 
-impl RawSystemUser {
+impl RawSystemUser<'_> {
     fn into_claim(self) -> Option<SystemUserClaim> {
         let ids: Vec<Uuid> = self
             .systemuser_id?
@@ -327,6 +371,19 @@ mod tests {
     fn su(json: &str) -> Result<Option<SystemUserClaim>, RejectionKind> {
         let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
         parse_system_user(Some(&raw))
+    }
+
+    #[test]
+    fn one_or_many_strings() {
+        let parse = |j: &str| serde_json::from_str::<Option<OneOrMany<String>>>(j).map(|o| o.map(OneOrMany::into_vec));
+        assert_eq!(parse(r#""a""#).unwrap(), Some(vec!["a".to_owned()]));
+        assert_eq!(parse(r#""a\u0062""#).unwrap(), Some(vec!["ab".to_owned()]));
+        assert_eq!(parse(r#"["a","b"]"#).unwrap(), Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(parse("[]").unwrap(), Some(vec![]));
+        assert_eq!(parse("null").unwrap(), None);
+        for bad in ["1", "true", "{}", r#"["a",1]"#, "[[]]", r#"{"a":"b"}"#] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

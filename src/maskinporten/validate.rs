@@ -141,8 +141,14 @@ struct RawHeader<'a> {
     b64: Present,
 }
 
+/// Whether every byte is in the base64url alphabet. No early exit, so that it compiles to vector
+/// compares (the payload is most of a kilobyte-long token).
 fn is_b64url(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.bytes().fold(true, |ok, b| {
+        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+        let digit = b.wrapping_sub(b'0') < 10;
+        ok & (letter | digit | (b == b'-') | (b == b'_'))
+    })
 }
 
 impl Validator {
@@ -313,8 +319,8 @@ fn no_duplicate_keys(json: &str) -> bool {
             f.write_str("a JSON object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-            let mut seen: Vec<Cow<'de, str>> = Vec::new();
-            while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            let mut seen: Vec<Key<'de>> = Vec::with_capacity(16);
+            while let Some(k) = map.next_key::<Key<'de>>()? {
                 if seen.contains(&k) {
                     return Ok(false);
                 }
@@ -322,6 +328,28 @@ fn no_duplicate_keys(json: &str) -> bool {
                 map.next_value::<IgnoredAny>()?;
             }
             Ok(true)
+        }
+    }
+    /// A member name, unescaped: borrowed from the text unless it has escapes (serde's own
+    /// `Cow<str>` always allocates).
+    #[derive(PartialEq)]
+    struct Key<'de>(Cow<'de, str>);
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Name;
+            impl<'de> Visitor<'de> for Name {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Borrowed(s)))
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(s.to_owned())))
+                }
+            }
+            d.deserialize_str(Name)
         }
     }
     let mut de = serde_json::Deserializer::from_str(json);
@@ -334,6 +362,18 @@ fn no_duplicate_keys(json: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn b64url_alphabet() {
+        for c in 0..=255u8 {
+            let expected = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+            let s = [b'a', c, b'Z'];
+            if let Ok(s) = std::str::from_utf8(&s) {
+                assert_eq!(is_b64url(s), expected, "{c:#04x}");
+            }
+        }
+        assert!(!is_b64url("abc\u{e9}"));
+    }
 
     #[test]
     fn duplicate_keys() {
