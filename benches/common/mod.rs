@@ -1,0 +1,221 @@
+//! What the benchmarks share: the fakes, the layers, a trivial inner service, chunked timing
+//! and the same-run ratio against a baseline.
+#![allow(dead_code)]
+
+use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
+use altinn_systemuser::test_util::{ClientRegistration, DEFAULT_SCOPE, FakeAltinn, FakeMaskinporten, TestKey};
+use altinn_systemuser::{MaskinportenLayer, SystemUserLayer};
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response};
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tower::Service;
+use uuid::Uuid;
+
+/// The customer organisation that owns the benchmark's system user.
+pub const OWNER_ORG: &str = "310702641";
+/// The resource the system-user layer asks about.
+pub const RESOURCE: &str = "benchresource";
+const SUBSCRIPTION_KEY: &str = "bench-subscription-key";
+const PROVIDER_CLIENT: &str = "bench-provider";
+
+/// A single-threaded runtime: the benchmarks measure one core.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Layer 1 for `mp`, requiring the fake's default scope, with this token-cache capacity.
+pub fn maskinporten_layer(mp: &FakeMaskinporten, token_cache_capacity: u64) -> MaskinportenLayer {
+    MaskinportenLayer::builder()
+        .issuer(mp.issuer())
+        .require_scope(DEFAULT_SCOPE)
+        .token_cache_capacity(token_cache_capacity)
+        .build()
+        .unwrap()
+}
+
+/// A PDP client against `altinn`, authenticating with a provider client registered at `mp`.
+pub fn pdp(mp: &FakeMaskinporten, altinn: &FakeAltinn) -> AltinnPdp {
+    let key = TestKey::generate("bench-provider-key");
+    mp.register_client(ClientRegistration::new(
+        PROVIDER_CLIENT,
+        &key,
+        "991825827",
+        &["altinn:authorization/authorize"],
+    ));
+    let credentials = MaskinportenCredentials::builder()
+        .issuer(mp.issuer())
+        .client_id(PROVIDER_CLIENT)
+        .private_key_pem(key.private_key_pkcs8_pem().as_bytes())
+        .key_id(key.kid())
+        .build()
+        .unwrap();
+    AltinnPdp::builder()
+        .platform_url(altinn.platform_url())
+        .subscription_key(SUBSCRIPTION_KEY)
+        .credentials(credentials)
+        // The longest allowed, so that no benchmark sees its decision expire.
+        .permit_ttl(Duration::from_secs(240))
+        .build()
+        .unwrap()
+}
+
+/// Both fakes, started.
+pub async fn fakes() -> (FakeMaskinporten, FakeAltinn) {
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, SUBSCRIPTION_KEY).await;
+    (mp, altinn)
+}
+
+/// Layer 2 asking about [`RESOURCE`] for the system user's own organisation.
+pub fn system_user_layer(pdp: AltinnPdp) -> SystemUserLayer {
+    SystemUserLayer::builder().pdp(pdp).resource(RESOURCE).build().unwrap()
+}
+
+/// A real-shaped system-user token (with `authorization_details`) for `su`, valid for an hour
+/// so that no benchmark outlives it.
+pub fn token(mp: &FakeMaskinporten, su: Uuid) -> String {
+    mp.system_user_token(su, OWNER_ORG).lifetime(Duration::from_secs(3600)).sign()
+}
+
+/// `GET /` with `Authorization: Bearer <token>`.
+pub fn request(bearer: &HeaderValue) -> Request<()> {
+    let mut req = Request::new(());
+    req.headers_mut().insert(AUTHORIZATION, bearer.clone());
+    req
+}
+
+/// `Bearer <token>` as a header value.
+pub fn bearer(token: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
+}
+
+/// The trivial inner service: `200` with an empty body, at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Ok200;
+
+impl<B> Service<Request<B>> for Ok200 {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<B>) -> Self::Future {
+        ready(Ok(Response::new(())))
+    }
+}
+
+/// Inputs are made (untimed) in chunks of this many; outputs are dropped untimed.
+const CHUNK: u64 = 1024;
+
+/// Time `iters` runs of `run`, each on a fresh input from `make`; only `run` is timed.
+pub fn timed<I, O>(iters: u64, mut make: impl FnMut(u64) -> I, mut run: impl FnMut(I) -> O) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    let mut inputs = Vec::with_capacity(CHUNK as usize);
+    let mut outputs = Vec::with_capacity(CHUNK as usize);
+    while done < iters {
+        let n = CHUNK.min(iters - done);
+        inputs.extend((done..done + n).map(&mut make));
+        let start = Instant::now();
+        for input in inputs.drain(..) {
+            outputs.push(black_box(run(black_box(input))));
+        }
+        total += start.elapsed();
+        outputs.clear();
+        done += n;
+    }
+    total
+}
+
+/// [`timed`] for async work: each chunk runs in one `block_on` on `rt`, only `run(..).await`
+/// is timed.
+pub fn timed_async<I, O, F>(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    mut make: impl FnMut(u64) -> I,
+    mut run: impl FnMut(I) -> F,
+) -> Duration
+where
+    F: Future<Output = O>,
+{
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    let mut inputs = Vec::with_capacity(CHUNK as usize);
+    let mut outputs = Vec::with_capacity(CHUNK as usize);
+    while done < iters {
+        let n = CHUNK.min(iters - done);
+        inputs.extend((done..done + n).map(&mut make));
+        total += rt.block_on(async {
+            let start = Instant::now();
+            for input in inputs.drain(..) {
+                outputs.push(black_box(run(black_box(input)).await));
+            }
+            start.elapsed()
+        });
+        outputs.clear();
+        done += n;
+    }
+    total
+}
+
+/// Whether criterion was asked to measure (`cargo bench`), not just to test or list.
+pub fn benchmarking() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list")
+}
+
+/// The same-run ratio `ours / baseline`: both are timed in alternating rounds of about
+/// `round` each (the iteration count is calibrated on `ours`), and the median of the per-round
+/// ratios is printed with the median time per iteration of each. Robust to a noisy machine:
+/// anything that slows one round slows both halves of it.
+pub fn ratio(name: &str, mut baseline: impl FnMut(u64) -> Duration, mut ours: impl FnMut(u64) -> Duration) -> f64 {
+    const ROUNDS: usize = 31;
+    let round = Duration::from_millis(20);
+    let mut iters = 16u64;
+    while ours(iters) < round / 2 && iters < 1 << 24 {
+        iters *= 2;
+    }
+    let (mut b, mut o, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..ROUNDS {
+        // Alternate which half goes first, so neither always runs on a warmer cache.
+        let (tb, to) = if i % 2 == 0 {
+            let tb = baseline(iters);
+            (tb, ours(iters))
+        } else {
+            let to = ours(iters);
+            (baseline(iters), to)
+        };
+        b.push(tb.as_secs_f64() / iters as f64);
+        o.push(to.as_secs_f64() / iters as f64);
+        r.push(to.as_secs_f64() / tb.as_secs_f64());
+    }
+    let (b, o, r) = (median(&mut b), median(&mut o), median(&mut r));
+    println!(
+        "RATIO {name}: ours {} / baseline {} = {r:.3}x (overhead {} per call; median of {ROUNDS} interleaved rounds of {iters} iterations)",
+        fmt_secs(o),
+        fmt_secs(b),
+        fmt_secs(o - b),
+    );
+    r
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A duration in seconds, in ns or µs.
+pub fn fmt_secs(s: f64) -> String {
+    if s.abs() < 1e-6 {
+        format!("{:.1} ns", s * 1e9)
+    } else {
+        format!("{:.2} µs", s * 1e6)
+    }
+}
