@@ -603,6 +603,25 @@ async fn removed_key_invalidates_cached_tokens() {
 }
 
 #[tokio::test]
+async fn cached_token_is_refused_once_its_exp_has_passed() {
+    let mp = FakeMaskinporten::start().await;
+    let app = router(builder(&mp).leeway(Duration::ZERO).build().unwrap());
+    // `exp` is whole seconds: two to three seconds from now.
+    let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now()) as u64 + 3);
+    let token = mp.token().scope(SCOPE).expires_at(exp).sign();
+    assert_eq!(get_with_token(&app, "/whoami", &token).await.status, 200);
+    assert_eq!(
+        get_with_token(&app, "/whoami", &token).await.status,
+        200,
+        "served from the token cache"
+    );
+    let wait = exp.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_millis(50);
+    tokio::time::sleep(wait).await;
+    // The same bytes, cached a moment ago, are refused: the cache does not extend a token's life.
+    assert_invalid_token(&get_with_token(&app, "/whoami", &token).await, "token-expired");
+}
+
+#[tokio::test]
 async fn unknown_kid_flood_does_not_storm_the_jwks() {
     let (mp, app) = start().await;
     assert_eq!(get_with_token(&app, "/whoami", &mp.token().scope(SCOPE).sign()).await.status, 200);

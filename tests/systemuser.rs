@@ -794,14 +794,19 @@ async fn permit_is_cached_for_the_permit_ttl() {
     let su = Uuid::new_v4();
     env.fakes.altinn.permit(su, "read", RESOURCE, OWNER_ORG);
     let token = env.token(su);
-    assert_eq!(env.get("/krav", &token).await.status, 200);
+    let asked = env.get("/krav", &token).await;
+    assert_eq!(asked.status, 200);
+    // Answered from the cache (no await on the PDP): the same principal reaches the handler.
+    let cached = env.get("/krav", &token).await;
+    assert_eq!(cached.status, 200);
+    assert_eq!(cached.body, asked.body);
     // Also with a new token of the same system user: the key is the question, not the token.
     assert_eq!(env.get("/krav", &env.token(su)).await.status, 200);
     assert_eq!(env.pdp_count(), 1);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(env.get("/krav", &token).await.status, 200);
     assert_eq!(env.pdp_count(), 2);
-    assert_eq!(env.calls(), 3);
+    assert_eq!(env.calls(), 4);
 }
 
 #[tokio::test]

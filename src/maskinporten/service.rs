@@ -72,19 +72,21 @@ impl Config {
     }
 
     /// Everything that can be done without waiting: `Ok(Some)` verified, `Ok(None)` keys needed.
-    fn verify_now(&self, token: &str, now: i64) -> Result<Option<MaskinportenToken>, RejectionKind> {
+    fn verify_now(&self, raw: &[u8], now: i64) -> Result<Option<MaskinportenToken>, RejectionKind> {
+        // A hit is the very bytes that passed every check before: their shape was checked then.
         if let Some(cache) = &self.cache
-            && let Some(t) = cache.get(token, &self.keys, now)
+            && let Some(t) = cache.get(raw, &self.keys, now)
         {
             return Ok(Some(t));
         }
+        let token = b64token(raw)?;
         let unverified = self.validator.parse(token)?;
         let Some(key) = self.keys.get_cached(&unverified.kid) else {
             return Ok(None);
         };
         let verified = self.validator.verify(&unverified, &key, now)?;
         if let Some(cache) = &self.cache {
-            cache.insert(token, &verified, key);
+            cache.insert(raw, &verified, key);
         }
         Ok(Some(verified))
     }
@@ -101,7 +103,7 @@ impl Config {
         };
         let verified = self.validator.verify(&unverified, &key, now_unix()).map_err(Rejection::new)?;
         if let Some(cache) = &self.cache {
-            cache.insert(token, &verified, key);
+            cache.insert(token.as_bytes(), &verified, key);
         }
         Ok(verified)
     }
@@ -158,8 +160,9 @@ fn all_b64token_body(s: &[u8]) -> bool {
     })
 }
 
-/// The token of `Authorization: Bearer <token>`, checked for shape only.
-fn bearer(headers: &HeaderMap, max: usize) -> Result<&str, RejectionKind> {
+/// The bytes of `Authorization: Bearer <token>`: one header, the `Bearer` scheme, within the
+/// size cap. Their shape is checked by [`b64token`], unless the token cache has these very bytes.
+fn bearer(headers: &HeaderMap, max: usize) -> Result<&[u8], RejectionKind> {
     let mut all = headers.get_all(AUTHORIZATION).iter();
     let value = all.next().ok_or(RejectionKind::MissingToken)?;
     if all.next().is_some() {
@@ -175,7 +178,12 @@ fn bearer(headers: &HeaderMap, max: usize) -> Result<&str, RejectionKind> {
     if token.len() > max {
         return Err(RejectionKind::MalformedToken);
     }
-    // RFC 6750 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" followed by "="s.
+    Ok(token)
+}
+
+/// The token, if it is an RFC 6750 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"
+/// followed by "="s.
+fn b64token(token: &[u8]) -> Result<&str, RejectionKind> {
     let padding = token.iter().rev().take_while(|c| **c == b'=').count();
     let ok = !token.is_empty() && all_b64token_body(&token[..token.len() - padding]);
     if !ok {
@@ -217,7 +225,8 @@ where
             Ok(None) => {
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                let token = token.to_owned();
+                // `verify_now` checked the shape before it found the key missing.
+                let token = String::from_utf8_lossy(token).into_owned();
                 let config = self.config.clone();
                 let check = async move {
                     match config.verify_after_fetch(&token).await {
@@ -254,7 +263,7 @@ mod tests {
         let check = |v: &str| {
             let mut h = HeaderMap::new();
             h.insert(AUTHORIZATION, v.parse().unwrap());
-            bearer(&h, 100).map(str::to_owned)
+            bearer(&h, 100).and_then(b64token).map(str::to_owned)
         };
         assert_eq!(check("Bearer abc=="), Ok("abc==".into()));
         assert_eq!(check("Bearer a.b_c~d+e/f-9"), Ok("a.b_c~d+e/f-9".into()));

@@ -4,11 +4,21 @@
 //! but never past the request's `valid_until`; `Deny`, `NotApplicable` and `ObligationNotMet`
 //! live the deny TTL; `Indeterminate` and errors are never cached. Concurrent misses for the
 //! same key share one PDP call.
+//!
+//! Lookups are synchronous and allocation-free (a hash, a shard read lock, a clock read): the
+//! system-user layer answers a cached decision without an `await`. Entries hold their own
+//! expiry instant and are never answered past it; expired entries are dropped when met, and
+//! the store is bounded by its capacity (`quick_cache`, CLOCK-Pro eviction) whatever happens.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use moka::Expiry;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared, WeakShared};
+use quick_cache::Equivalent;
 use uuid::Uuid;
 
 use super::request::{Action, DecisionRequest, ResourceId};
@@ -35,28 +45,77 @@ impl DecisionKey {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    decision: Decision,
-    ttl: Duration,
-}
+/// A [`DecisionRequest`] looked up as the key it would make, without building that key.
+struct Asked<'a>(&'a DecisionRequest);
 
-struct PerEntryTtl;
-
-impl Expiry<DecisionKey, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _key: &DecisionKey, value: &Entry, _created_at: Instant) -> Option<Duration> {
-        Some(value.ttl)
+impl Hash for Asked<'_> {
+    // Exactly the derived `Hash` of `DecisionKey`: the same fields, in the same order.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.subject.hash(state);
+        self.0.action.hash(state);
+        self.0.resource.hash(state);
+        self.0.party.hash(state);
     }
 }
 
-/// Why a freshly fetched decision is handed back without being cached.
-enum Uncached {
-    Decision(Decision),
-    Error(PdpError),
+impl Equivalent<DecisionKey> for Asked<'_> {
+    fn equivalent(&self, key: &DecisionKey) -> bool {
+        self.0.subject == key.subject && self.0.party == key.party && self.0.action == key.action && self.0.resource == key.resource
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    decision: Decision,
+    expires: Instant,
+}
+
+type Fetch = Shared<BoxFuture<'static, Result<Decision, PdpError>>>;
+type Inflight = HashMap<DecisionKey, WeakShared<BoxFuture<'static, Result<Decision, PdpError>>>>;
+
+struct Store {
+    decisions: quick_cache::sync::Cache<DecisionKey, Entry>,
+    /// PDP calls in flight, one per key, held by their waiters only: each removes itself when
+    /// it has its answer, and the last waiter to give up removes (and so cancels) it.
+    inflight: Mutex<Inflight>,
+}
+
+/// One caller waiting for a shared fetch.
+struct Waiter<'a> {
+    store: &'a Store,
+    key: &'a DecisionKey,
+    fetch: Option<Fetch>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        // Let go first; if nobody else holds the fetch now, it is gone: forget it.
+        drop(self.fetch.take());
+        let mut inflight = self.store.inflight();
+        if inflight.get(self.key).is_some_and(|w| w.upgrade().is_none()) {
+            inflight.remove(self.key);
+        }
+    }
+}
+
+impl Store {
+    fn get<Q: Hash + Equivalent<DecisionKey> + ?Sized>(&self, key: &Q, now: Instant) -> Option<Decision> {
+        let entry = self.decisions.get(key)?;
+        if now < entry.expires {
+            return Some(entry.decision);
+        }
+        self.decisions.remove_if(key, |e| now >= e.expires);
+        None
+    }
+
+    fn inflight(&self) -> std::sync::MutexGuard<'_, Inflight> {
+        // Nothing panics while the lock is held; a poisoned map is still a consistent map.
+        self.inflight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 pub(crate) struct DecisionCache {
-    inner: Option<moka::future::Cache<DecisionKey, Entry>>,
+    store: Option<Arc<Store>>,
     permit_ttl: Duration,
     deny_ttl: Duration,
 }
@@ -64,14 +123,14 @@ pub(crate) struct DecisionCache {
 impl DecisionCache {
     /// A cache of at most `capacity` decisions; `0` disables caching (and call sharing).
     pub(crate) fn new(capacity: u64, permit_ttl: Duration, deny_ttl: Duration) -> Self {
-        let inner = (capacity > 0).then(|| {
-            moka::future::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(PerEntryTtl)
-                .build()
+        let store = (capacity > 0).then(|| {
+            Arc::new(Store {
+                decisions: quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
+                inflight: Mutex::new(HashMap::new()),
+            })
         });
         DecisionCache {
-            inner,
+            store,
             permit_ttl,
             deny_ttl,
         }
@@ -87,57 +146,111 @@ impl DecisionCache {
 
     /// How long `decision` may be cached; `None` means not at all.
     pub(crate) fn ttl(&self, decision: Decision, valid_until: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
-        let ttl = match decision {
-            Decision::Permit => {
-                let left = match valid_until {
-                    Some(until) => until.duration_since(now).unwrap_or(Duration::ZERO),
-                    None => Duration::MAX,
-                };
-                self.permit_ttl.min(left)
-            }
-            Decision::Deny | Decision::NotApplicable | Decision::ObligationNotMet => self.deny_ttl,
-            Decision::Indeterminate => Duration::ZERO,
-        };
-        (!ttl.is_zero()).then_some(ttl)
+        ttl(self.permit_ttl, self.deny_ttl, decision, valid_until, now)
     }
 
-    /// A cached decision, if there is one. No allocation, no I/O.
-    pub(crate) async fn get(&self, key: &DecisionKey) -> Option<Decision> {
-        match &self.inner {
-            Some(cache) => cache.get(key).await.map(|e| e.decision),
-            None => None,
-        }
+    /// A cached decision, if there is one. No allocation, no I/O, no `await`.
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &DecisionKey) -> Option<Decision> {
+        self.store.as_ref()?.get(key, Instant::now())
+    }
+
+    /// The cached decision for what `req` asks, if there is one; like [`get`](Self::get)
+    /// without building the key.
+    pub(crate) fn get_for(&self, req: &DecisionRequest) -> Option<Decision> {
+        self.store.as_ref()?.get(&Asked(req), Instant::now())
     }
 
     /// The cached decision, or the one `fetch` produces (cached as its kind allows). Concurrent
     /// callers with the same key wait for one `fetch`; if it fails, they all get its error.
+    ///
+    /// The fetch lives as long as someone waits for it: if every waiter goes away (clients
+    /// hung up, time budgets ran out), it is cancelled and forgotten, and the next caller
+    /// starts afresh.
     pub(crate) async fn get_or_fetch<F>(&self, key: DecisionKey, valid_until: Option<SystemTime>, fetch: F) -> Result<Decision, PdpError>
     where
-        F: Future<Output = Result<Decision, PdpError>>,
+        F: Future<Output = Result<Decision, PdpError>> + Send + 'static,
     {
-        let Some(cache) = &self.inner else { return fetch.await };
-        let init = async {
-            let decision = fetch.await.map_err(Uncached::Error)?;
-            match self.ttl(decision, valid_until, SystemTime::now()) {
-                Some(ttl) => Ok(Entry { decision, ttl }),
-                None => Err(Uncached::Decision(decision)),
+        let Some(store) = &self.store else { return fetch.await };
+        let shared = {
+            let mut inflight = store.inflight();
+            // Checked under the lock: a fetch stores its answer before it leaves `inflight`.
+            if let Some(d) = store.get(&key, Instant::now()) {
+                return Ok(d);
+            }
+            match inflight.get(&key).and_then(WeakShared::upgrade) {
+                Some(running) => running,
+                None => {
+                    let (store_for_fetch, key_for_fetch) = (store.clone(), key.clone());
+                    let (permit_ttl, deny_ttl) = (self.permit_ttl, self.deny_ttl);
+                    let running = async move {
+                        let result = fetch.await;
+                        // Store first, then leave `inflight`, so that no caller finds neither.
+                        if let Ok(decision) = result
+                            && let Some(ttl) = ttl(permit_ttl, deny_ttl, decision, valid_until, SystemTime::now())
+                        {
+                            let entry = Entry {
+                                decision,
+                                expires: Instant::now() + ttl,
+                            };
+                            store_for_fetch.decisions.insert(key_for_fetch.clone(), entry);
+                        }
+                        store_for_fetch.inflight().remove(&key_for_fetch);
+                        result
+                    }
+                    .boxed()
+                    .shared();
+                    if let Some(weak) = running.downgrade() {
+                        inflight.insert(key.clone(), weak);
+                    }
+                    running
+                }
             }
         };
-        match cache.try_get_with(key, init).await {
-            Ok(entry) => Ok(entry.decision),
-            Err(uncached) => match &*uncached {
-                Uncached::Decision(d) => Ok(*d),
-                Uncached::Error(e) => Err(e.clone()),
-            },
+        let mut waiter = Waiter {
+            store,
+            key: &key,
+            fetch: Some(shared),
+        };
+        match &mut waiter.fetch {
+            Some(fetch) => fetch.await,
+            // Only `drop` takes it.
+            None => Err(PdpError::timeout()),
         }
     }
 
     /// Stores a decision fetched elsewhere (a multi-request), as its kind allows.
-    pub(crate) async fn insert(&self, key: DecisionKey, decision: Decision, valid_until: Option<SystemTime>) {
-        if let (Some(cache), Some(ttl)) = (&self.inner, self.ttl(decision, valid_until, SystemTime::now())) {
-            cache.insert(key, Entry { decision, ttl }).await;
+    pub(crate) fn insert(&self, key: DecisionKey, decision: Decision, valid_until: Option<SystemTime>) {
+        if let (Some(store), Some(ttl)) = (&self.store, self.ttl(decision, valid_until, SystemTime::now())) {
+            let entry = Entry {
+                decision,
+                expires: Instant::now() + ttl,
+            };
+            store.decisions.insert(key, entry);
         }
     }
+
+    /// How many decisions are stored (expired ones not yet dropped included).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.store.as_ref().map_or(0, |s| s.decisions.len())
+    }
+}
+
+/// How long `decision` may be cached; `None` means not at all.
+fn ttl(permit_ttl: Duration, deny_ttl: Duration, decision: Decision, valid_until: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
+    let ttl = match decision {
+        Decision::Permit => {
+            let left = match valid_until {
+                Some(until) => until.duration_since(now).unwrap_or(Duration::ZERO),
+                None => Duration::MAX,
+            };
+            permit_ttl.min(left)
+        }
+        Decision::Deny | Decision::NotApplicable | Decision::ObligationNotMet => deny_ttl,
+        Decision::Indeterminate => Duration::ZERO,
+    };
+    (!ttl.is_zero()).then_some(ttl)
 }
 
 #[cfg(test)]
@@ -220,16 +333,22 @@ mod tests {
         assert_eq!(no_deny.ttl(Decision::Deny, None, now), None);
     }
 
-    async fn fetch_counting(calls: &AtomicUsize, result: Result<Decision, PdpError>) -> Result<Decision, PdpError> {
-        calls.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        result
+    fn fetch_counting(
+        calls: &Arc<AtomicUsize>,
+        result: Result<Decision, PdpError>,
+    ) -> impl Future<Output = Result<Decision, PdpError>> + Send + 'static {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            result
+        }
     }
 
     #[tokio::test]
     async fn what_is_cached() {
         let c = DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5));
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         for (resource, decision, cached) in [
             ("permit", Decision::Permit, true),
             ("deny", Decision::Deny, true),
@@ -242,7 +361,7 @@ mod tests {
                 c.get_or_fetch(k.clone(), None, fetch_counting(&calls, Ok(decision))).await,
                 Ok(decision)
             );
-            assert_eq!(c.get(&k).await, cached.then_some(decision), "{resource}");
+            assert_eq!(c.get(&k), cached.then_some(decision), "{resource}");
         }
         // Errors are not cached.
         let k = DecisionKey::of(&req("error"));
@@ -251,7 +370,7 @@ mod tests {
             c.get_or_fetch(k.clone(), None, fetch_counting(&calls, Err(err.clone()))).await,
             Err(err)
         );
-        assert_eq!(c.get(&k).await, None);
+        assert_eq!(c.get(&k), None);
         // A permit whose token has expired is not cached.
         let k = DecisionKey::of(&req("expired"));
         let past = SystemTime::now() - Duration::from_secs(1);
@@ -260,7 +379,7 @@ mod tests {
                 .await,
             Ok(Decision::Permit)
         );
-        assert_eq!(c.get(&k).await, None);
+        assert_eq!(c.get(&k), None);
         // A hit does not fetch.
         let before = calls.load(Ordering::SeqCst);
         let k = DecisionKey::of(&req("permit"));
@@ -277,23 +396,22 @@ mod tests {
         let p = DecisionKey::of(&req("permit"));
         let d = DecisionKey::of(&req("deny"));
         let short = DecisionKey::of(&req("short"));
-        c.insert(p.clone(), Decision::Permit, None).await;
-        c.insert(d.clone(), Decision::Deny, None).await;
+        c.insert(p.clone(), Decision::Permit, None);
+        c.insert(d.clone(), Decision::Deny, None);
         c.insert(
             short.clone(),
             Decision::Permit,
             Some(SystemTime::now() + Duration::from_millis(100)),
-        )
-        .await;
-        assert_eq!(c.get(&p).await, Some(Decision::Permit));
-        assert_eq!(c.get(&d).await, Some(Decision::Deny));
-        assert_eq!(c.get(&short).await, Some(Decision::Permit));
+        );
+        assert_eq!(c.get(&p), Some(Decision::Permit));
+        assert_eq!(c.get(&d), Some(Decision::Deny));
+        assert_eq!(c.get(&short), Some(Decision::Permit));
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(c.get(&p).await, Some(Decision::Permit));
-        assert_eq!(c.get(&d).await, None);
-        assert_eq!(c.get(&short).await, None);
+        assert_eq!(c.get(&p), Some(Decision::Permit));
+        assert_eq!(c.get(&d), None);
+        assert_eq!(c.get(&short), None);
         tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(c.get(&p).await, None);
+        assert_eq!(c.get(&p), None);
     }
 
     #[tokio::test]
@@ -311,8 +429,9 @@ mod tests {
                     let (c, calls) = (c.clone(), calls.clone());
                     tokio::spawn(async move {
                         let k = DecisionKey::of(&req(resource));
-                        c.get_or_fetch(k, None, async {
-                            calls.fetch_add(1, Ordering::SeqCst);
+                        let counted = calls.clone();
+                        c.get_or_fetch(k, None, async move {
+                            counted.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(300)).await;
                             Ok(decision)
                         })
@@ -331,27 +450,99 @@ mod tests {
     async fn capacity_zero_disables_the_cache() {
         let c = DecisionCache::new(0, Duration::from_secs(30), Duration::from_secs(5));
         let k = DecisionKey::of(&req("permit"));
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         for _ in 0..2 {
             assert_eq!(
                 c.get_or_fetch(k.clone(), None, fetch_counting(&calls, Ok(Decision::Permit))).await,
                 Ok(Decision::Permit)
             );
         }
-        c.insert(k.clone(), Decision::Permit, None).await;
-        assert_eq!(c.get(&k).await, None);
+        c.insert(k.clone(), Decision::Permit, None);
+        assert_eq!(c.get(&k), None);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
-    async fn capacity_is_bounded() {
+    #[test]
+    fn capacity_is_bounded() {
         let c = DecisionCache::new(10, Duration::from_secs(30), Duration::from_secs(5));
         for i in 0..200 {
-            c.insert(DecisionKey::of(&req(&format!("resource-{i}"))), Decision::Permit, None)
-                .await;
+            c.insert(DecisionKey::of(&req(&format!("resource-{i}"))), Decision::Permit, None);
         }
-        let cache = c.inner.as_ref().unwrap();
-        cache.run_pending_tasks().await;
-        assert!(cache.entry_count() <= 10, "{}", cache.entry_count());
+        assert!(c.len() <= 10, "{}", c.len());
+        assert!(c.len() > 0);
+    }
+
+    #[test]
+    fn a_request_finds_the_key_it_would_make() {
+        let c = DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5));
+        let asked = req("resource-a").valid_until(SystemTime::now() + Duration::from_secs(60));
+        assert_eq!(c.get_for(&asked), None);
+        c.insert(DecisionKey::of(&asked), Decision::Permit, asked.valid_until);
+        assert_eq!(c.get_for(&asked), Some(Decision::Permit));
+        // The borrowed lookup hashes like the key.
+        let k = DecisionKey::of(&asked);
+        assert_eq!(hash(&k), {
+            let mut h = DefaultHasher::new();
+            Asked(&asked).hash(&mut h);
+            h.finish()
+        });
+        // Each of the four parts still tells requests apart.
+        let mut other = asked.clone();
+        other.action = Action::write();
+        assert_eq!(c.get_for(&other), None);
+        let mut other = asked.clone();
+        other.resource = ResourceId::new("resource-b").unwrap();
+        assert_eq!(c.get_for(&other), None);
+        let mut other = asked.clone();
+        other.subject = Uuid::new_v4();
+        assert_eq!(c.get_for(&other), None);
+        let mut other = asked;
+        other.party = Party::Organisation("923609016".parse().unwrap());
+        assert_eq!(c.get_for(&other), None);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_everyone_gave_up_on_is_cancelled_and_forgotten() {
+        let c = Arc::new(DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5)));
+        let (calls, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let k = DecisionKey::of(&req("abandoned"));
+        let fetch = {
+            let (calls, finished) = (calls.clone(), finished.clone());
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                Ok(Decision::Permit)
+            }
+        };
+        // Two callers share the fetch; one gives up, the other still gets the answer.
+        let (a, b) = tokio::join!(
+            tokio::time::timeout(Duration::from_millis(50), c.get_or_fetch(k.clone(), None, fetch)),
+            c.get_or_fetch(k.clone(), None, async { Ok(Decision::Deny) }),
+        );
+        assert!(a.is_err());
+        assert_eq!(b, Ok(Decision::Permit));
+        assert_eq!((calls.load(Ordering::SeqCst), finished.load(Ordering::SeqCst)), (1, 1));
+
+        // The only caller gives up: the fetch is dropped, nothing stays in flight.
+        let k = DecisionKey::of(&req("abandoned-by-all"));
+        let fetch = {
+            let (calls, finished) = (calls.clone(), finished.clone());
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                Ok(Decision::Permit)
+            }
+        };
+        let first = tokio::time::timeout(Duration::from_millis(50), c.get_or_fetch(k.clone(), None, fetch)).await;
+        assert!(first.is_err());
+        assert!(c.store.as_ref().unwrap().inflight().is_empty());
+        // The next caller starts afresh.
+        let next = c.get_or_fetch(k.clone(), None, fetch_counting(&calls, Ok(Decision::Deny))).await;
+        assert_eq!(next, Ok(Decision::Deny));
+        assert_eq!((calls.load(Ordering::SeqCst), finished.load(Ordering::SeqCst)), (3, 1));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(finished.load(Ordering::SeqCst), 1, "the abandoned fetch never ran to the end");
     }
 }

@@ -151,26 +151,37 @@ impl AltinnPdp {
     /// `Ok` carries what the PDP decided, read deny-biased; only [`Decision::Permit`]
     /// authorizes. `Err` means no decision could be had (treat it as a refusal you may retry).
     pub async fn decide(&self, req: &DecisionRequest) -> Result<Decision, PdpError> {
-        let key = DecisionKey::of(req);
-        if let Some(d) = self.inner.cache.get(&key).await {
+        if let Some(d) = self.inner.cache.get_for(req) {
             return Ok(d);
         }
-        self.decide_key(key, req.valid_until).await
+        self.decide_key(DecisionKey::of(req), req.valid_until).await
+    }
+
+    /// The cached decision for `req`, if there is one: no I/O, no allocation, no waiting.
+    ///
+    /// `None` means that [`decide`](Self::decide) would have to ask the PDP (or that the cache
+    /// is off). The system-user layer answers from here when it can.
+    pub fn cached_decision(&self, req: &DecisionRequest) -> Option<Decision> {
+        self.inner.cache.get_for(req)
     }
 
     async fn decide_key(&self, key: DecisionKey, valid_until: Option<SystemTime>) -> Result<Decision, PdpError> {
         let deadline = Instant::now() + self.inner.timeout;
-        let inner = &*self.inner;
-        let fetch = async {
-            let body = RequestBody::single(&key).to_vec();
+        let client = self.clone();
+        let asked = key.clone();
+        // Owned, so that it can finish for the callers waiting on it even if the caller that
+        // started it goes away.
+        let fetch = async move {
+            let inner = &*client.inner;
+            let body = RequestBody::single(&asked).to_vec();
             let answer = inner.call(body, deadline).await?;
             let results = xacml::parse_response(&answer)?;
             let d = decision::single(&results).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))?;
-            tracing::debug!(resource = key.resource.as_str(), action = key.action.as_str(), decision = ?d, "Altinn PDP decided");
+            tracing::debug!(resource = asked.resource.as_str(), action = asked.action.as_str(), decision = ?d, "Altinn PDP decided");
             Ok(d)
         };
-        let key_for_cache = key.clone();
-        match tokio::time::timeout_at(deadline, inner.cache.get_or_fetch(key_for_cache, valid_until, fetch)).await {
+        let inner = &*self.inner;
+        match tokio::time::timeout_at(deadline, inner.cache.get_or_fetch(key, valid_until, fetch)).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(budget_ms = inner.timeout.as_millis() as u64, "Altinn PDP decision timed out");
@@ -192,11 +203,11 @@ impl AltinnPdp {
         let mut index: HashMap<DecisionKey, usize> = HashMap::new();
         let mut pending: Vec<(usize, usize)> = Vec::new();
         for (i, req) in reqs.iter().enumerate() {
-            let key = DecisionKey::of(req);
-            if let Some(d) = self.inner.cache.get(&key).await {
+            if let Some(d) = self.inner.cache.get_for(req) {
                 out[i] = Some(d);
                 continue;
             }
+            let key = DecisionKey::of(req);
             let m = *index.entry(key).or_insert_with_key(|key| {
                 misses.push(key.clone());
                 bounds.push(req.valid_until);
@@ -222,7 +233,7 @@ impl AltinnPdp {
                 };
                 let answers = tokio::time::timeout_at(deadline, fetch).await.map_err(|_| PdpError::timeout())??;
                 for ((key, d), bound) in misses.iter().zip(&answers).zip(&bounds) {
-                    self.inner.cache.insert(key.clone(), *d, *bound).await;
+                    self.inner.cache.insert(key.clone(), *d, *bound);
                 }
                 answers
             }

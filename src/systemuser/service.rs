@@ -28,6 +28,27 @@ impl Config {
     fn reject(&self, r: Rejection, headers: &HeaderMap) -> Response<Bytes> {
         reject::render(&*self.responder, r, headers)
     }
+
+    /// The request with its [`SystemUser`] on a `Permit`; the rejection otherwise.
+    // The error is the response itself, moved once; boxing it would cost every refusal an
+    // allocation for nothing.
+    #[allow(clippy::result_large_err)]
+    fn admit<B>(&self, decision: Decision, ask: DecisionRequest, mut req: Request<B>) -> Result<Request<B>, Response<Bytes>> {
+        if let Some(kind) = refusal(&decision) {
+            return Err(self.reject(Rejection::new(kind), req.headers()));
+        }
+        let principal = req
+            .extensions()
+            .get::<MaskinportenToken>()
+            .and_then(|token| SystemUser::new(token, ask.resource, ask.action, ask.party));
+        match principal {
+            Some(principal) => {
+                req.extensions_mut().insert(principal);
+                Ok(req)
+            }
+            None => Err(self.reject(Rejection::new(RejectionKind::NotASystemUser), req.headers())),
+        }
+    }
 }
 
 /// Lets a request through only when the Altinn PDP permits its system user to do the route's
@@ -95,50 +116,48 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
         let config = &self.config;
-        let Some(token) = req.extensions().get::<MaskinportenToken>().cloned() else {
+        let (parts, body) = req.into_parts();
+        let Some(token) = parts.extensions.get::<MaskinportenToken>() else {
             if !MISSING_LOGGED.swap(true, Ordering::Relaxed) {
                 tracing::error!(
                     "SystemUserLayer got a request without a verified Maskinporten token: put MaskinportenLayer in front of it"
                 );
             }
-            return ResponseFuture::rejected(config.reject(Rejection::new(RejectionKind::LayerMissing), req.headers()));
+            return ResponseFuture::rejected(config.reject(Rejection::new(RejectionKind::LayerMissing), &parts.headers));
         };
         let Some(su) = token.system_user() else {
-            return ResponseFuture::rejected(config.reject(Rejection::new(RejectionKind::NotASystemUser), req.headers()));
+            return ResponseFuture::rejected(config.reject(Rejection::new(RejectionKind::NotASystemUser), &parts.headers));
         };
-        let subject = su.id();
-        let owner = Party::Organisation(su.owner_org());
-        let (parts, body) = req.into_parts();
+        let (subject, owner) = (su.id(), Party::Organisation(su.owner_org()));
         let target = &config.target;
         let resolved = target
             .resource(&parts)
             .and_then(|r| Ok((r, target.action(&parts)?)))
-            .and_then(|(r, a)| Ok((r, a, target.party(&parts, &token, owner)?)));
+            .and_then(|(r, a)| Ok((r, a, target.party(&parts, token, owner)?)));
         let (resource, action, party) = match resolved {
             Ok(t) => t,
             Err(kind) => return ResponseFuture::rejected(config.reject(Rejection::new(kind), &parts.headers)),
         };
-        let req = Request::from_parts(parts, body);
         let ask = DecisionRequest::new(subject, action, resource, party).valid_until(token.expires_at());
+        let req = Request::from_parts(parts, body);
+
+        // The warm path: a cached decision is answered now, and the inner service that was
+        // driven to readiness is called in place (no clone, no boxed future).
+        if let Some(decision) = config.pdp.cached_decision(&ask) {
+            return match config.admit(decision, ask, req) {
+                Ok(req) => ResponseFuture::called(self.inner.call(req)),
+                Err(res) => ResponseFuture::rejected(res),
+            };
+        }
+
+        // The PDP has to be asked: the call waits for it, with the ready inner service.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         let check = async move {
             match config.pdp.decide(&ask).await {
-                Ok(decision) => match refusal(&decision) {
-                    None => {
-                        let mut req = req;
-                        match SystemUser::new(&token, ask.resource, ask.action, ask.party) {
-                            Some(principal) => {
-                                req.extensions_mut().insert(principal);
-                                Ok(req)
-                            }
-                            None => Err(config.reject(Rejection::new(RejectionKind::NotASystemUser), req.headers())),
-                        }
-                    }
-                    Some(kind) => Err(config.reject(Rejection::new(kind), req.headers())),
-                },
+                Ok(decision) => config.admit(decision, ask, req),
                 Err(e) => {
                     tracing::warn!(error = %e, "no decision from the Altinn PDP; answering 503");
                     let after = e.retry_after().unwrap_or(Duration::from_secs(1));
