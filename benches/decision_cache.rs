@@ -1,5 +1,6 @@
-//! Decision-cache lookup: `AltinnPdp::decide` for a question whose answer is cached (the warm
-//! path of `SystemUserLayer`), against a `HashMap` lookup of the same four-part key (system
+//! Decision-cache lookup: `AltinnPdp::decide` for a question whose answer is cached, and
+//! `AltinnPdp::cached_decision` (the synchronous lookup `SystemUserLayer` answers its warm path
+//! from), each against a `HashMap` lookup of the same four-part key (system
 //! user, action, resource, party), key built from the request the same way, in the same run.
 //!
 //! The cache is filled with 10,000 decisions (one `decide_many` call per 100 to FakeAltinn)
@@ -56,14 +57,31 @@ fn main() {
         )
     };
 
+    // What SystemUserLayer does on the warm path: the synchronous lookup, no future at all.
+    let mut sync_map = |iters: u64| {
+        common::timed(
+            iters,
+            |i| &all[(i * 7919 % ENTRIES) as usize],
+            |r| map.get(&(r.subject, r.action.clone(), r.resource.clone(), r.party)).copied(),
+        )
+    };
+    let mut ours_sync = |iters: u64| common::timed(iters, |i| &all[(i * 7919 % ENTRIES) as usize], |r| pdp.cached_decision(r));
+
     let mut c = Criterion::default().configure_from_args();
     let mut g = c.benchmark_group("decision_cache");
     g.throughput(Throughput::Elements(1));
     g.bench_function("hashmap_lookup", |b| b.iter_custom(&mut baseline));
     g.bench_function("altinn_pdp_decide_cached", |b| b.iter_custom(&mut ours));
+    g.bench_function("hashmap_lookup_sync", |b| b.iter_custom(&mut sync_map));
+    g.bench_function("altinn_pdp_cached_decision", |b| b.iter_custom(&mut ours_sync));
     g.finish();
     if common::benchmarking() {
         common::ratio("AltinnPdp::decide (cached) / HashMap lookup", &mut baseline, &mut ours);
+        common::ratio(
+            "AltinnPdp::cached_decision / HashMap lookup (both synchronous)",
+            &mut sync_map,
+            &mut ours_sync,
+        );
     }
     assert_eq!(altinn.pdp_request_count(), calls, "a cached decision called the PDP");
     c.final_summary();

@@ -7,9 +7,10 @@
 //! An axum server on 127.0.0.1:0 with the layers in front of some routes, FakeMaskinporten and
 //! FakeAltinn on loopback too, and a hyper client pool with 32 requests in flight, each scenario
 //! for 3 s (bounded in count as well; the unprotected and the reused-token runs get 6 s each, in
-//! alternating 1 s slices, so that noise from other processes hits both alike). Client, server
-//! and fakes share this process and the machine's cores, as with a load generator on the same
-//! host. Tokens are minted before anything is timed. Prints:
+//! 8 alternating slices in ABBA order, so that noise from other processes and whatever favours
+//! the first run of a pair hit both alike). Client, server and fakes share this process and the
+//! machine's cores, as with a load generator on the same host. Tokens are minted before anything
+//! is timed. Prints:
 //!
 //! 1. requests/s and p50/p99 latency for: an unprotected route (sent the same token, which it
 //!    ignores, so that the comparison is about the layers and not about a 1.2 KB header; a row
@@ -17,7 +18,9 @@
 //!    reused token (token and decision cached); a protected route with a new token on every
 //!    request (pre-minted; decision cached); a protected route whose decision is not cached (PDP
 //!    client with its cache off) while the fake PDP answers in 20 ms; and each figure as a ratio
-//!    of the unprotected one (column `vs unprot.`);
+//!    of the unprotected one (column `vs unprot.`); and the CPU time this process spent per
+//!    request on the unprotected and the reused-token route (a steadier figure than requests/s
+//!    on a shared machine);
 //! 2. 1,000 concurrent identical first requests while the fake PDP answers in 50 ms, and the
 //!    number of PDP calls (and provider token fetches) they caused;
 //! 3. resident memory per 10,000 cached tokens and per 10,000 cached decisions (RSS from
@@ -53,7 +56,7 @@ const CONCURRENCY: usize = 32;
 /// Length of each timed scenario.
 const DURATION: Duration = Duration::from_secs(3);
 /// Slices the unprotected and the reused-token runs alternate in (2 x `DURATION` each).
-const SLICES: u32 = 6;
+const SLICES: u32 = 8;
 /// Upper bound on requests in one scenario, whatever the speed.
 const MAX_REQUESTS: usize = 2_000_000;
 /// Pre-minted tokens for the new-token scenario and the token-cache memory figure.
@@ -139,11 +142,19 @@ async fn main() {
     let mut protected = Stats::default();
     let slice = DURATION * 2 / SLICES;
     let mut slice_ratios = Vec::new();
-    for _ in 0..SLICES {
+    for i in 0..SLICES {
         // The same request as the protected route gets, token included: the difference is the
-        // layers, not the 1.2 KB header.
-        let o = run(&client, addr, "/open", Tokens::Reused(reused.clone()), slice).await;
-        let p = run(&client, addr, "/protected", Tokens::Reused(reused.clone()), slice).await;
+        // layers, not the 1.2 KB header. The order alternates (ABBA), so that whatever favours
+        // the first run of a pair favours both alike.
+        let open_run = run(&client, addr, "/open", Tokens::Reused(reused.clone()), slice);
+        let protected_run = run(&client, addr, "/protected", Tokens::Reused(reused.clone()), slice);
+        let (o, p) = if i % 2 == 0 {
+            let o = open_run.await;
+            (o, protected_run.await)
+        } else {
+            let p = protected_run.await;
+            (open_run.await, p)
+        };
         slice_ratios.push(100.0 * p.rate() / o.rate());
         open.merge(o);
         protected.merge(p);
@@ -212,6 +223,14 @@ async fn main() {
         ratio(uncached.percentile(0.99), open.percentile(0.99)),
     );
     println!(
+        "CPU per request (client, server and fakes in this process): unprotected {:.1} µs, protected with reused token {:.1} µs: \
+         the layers cost {:.1} µs of CPU per request; throughput per CPU-second {:.1}% of unprotected",
+        open.cpu_per_request(),
+        protected.cpu_per_request(),
+        protected.cpu_per_request() - open.cpu_per_request(),
+        100.0 * open.cpu_per_request() / protected.cpu_per_request(),
+    );
+    println!(
         "PDP calls: {cached_pdp_calls} during the reused-token rounds, {cached_pdp_calls_all} after the new-token run too \
          (decision cached); {uncached_pdp_calls} for {} uncached requests",
         uncached.ok + uncached.failed
@@ -220,7 +239,7 @@ async fn main() {
     let shown: Vec<String> = slice_ratios.iter().map(|r| format!("{r:.0}%")).collect();
     slice_ratios.sort_by(f64::total_cmp);
     println!(
-        "protected/unprotected per 1 s slice pair: {} (median {:.0}%)",
+        "protected/unprotected per slice pair: {} (median {:.0}%)",
         shown.join(" "),
         slice_ratios[slice_ratios.len() / 2]
     );
@@ -332,6 +351,8 @@ struct Stats {
     ok: usize,
     failed: usize,
     elapsed: Duration,
+    /// CPU time this process used meanwhile (client, server and fakes together).
+    cpu: Duration,
     /// Latencies of successful requests, µs.
     latencies: Vec<u32>,
 }
@@ -341,8 +362,14 @@ impl Stats {
         self.ok += other.ok;
         self.failed += other.failed;
         self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
         self.latencies.extend(other.latencies);
         self.latencies.sort_unstable();
+    }
+
+    /// CPU time per successful request, µs.
+    fn cpu_per_request(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
     }
 
     fn rate(&self) -> f64 {
@@ -396,7 +423,11 @@ async fn send(client: &HttpClient, req: Request<Empty<Bytes>>) -> u16 {
 /// `CONCURRENCY` closed-loop workers for `duration` (or until `MAX_REQUESTS`, or until the
 /// fresh tokens run out).
 async fn run(client: &HttpClient, addr: SocketAddr, path: &'static str, tokens: Tokens, duration: Duration) -> Stats {
+    // Let the previous run's connections go back to the pool first, so that no run opens new
+    // connections because the one before it just ended.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let issued = Arc::new(AtomicUsize::new(0));
+    let cpu_start = cpu_time();
     let start = Instant::now();
     let deadline = start + duration;
     let workers: Vec<_> = (0..CONCURRENCY)
@@ -429,10 +460,15 @@ async fn run(client: &HttpClient, addr: SocketAddr, path: &'static str, tokens: 
         })
         .collect();
     let mut total = Stats::default();
+    let mut per_worker = Vec::with_capacity(CONCURRENCY);
     for w in workers {
-        total.merge(w.await.unwrap());
+        per_worker.push(w.await.unwrap());
     }
     total.elapsed = start.elapsed();
+    total.cpu = cpu_time().saturating_sub(cpu_start);
+    for s in per_worker {
+        total.merge(s);
+    }
     total
 }
 
@@ -494,6 +530,17 @@ async fn burst(client: &HttpClient, addr: SocketAddr, mp: &FakeMaskinporten, alt
 }
 
 /// Resident set size now, bytes (`/proc/self/statm`, second field, in pages of 4 KiB).
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (clock ticks of
+/// 10 ms, as on every Linux this runs on).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let field = |i: usize| after.split_whitespace().nth(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the line: the 12th and 13th after the name.
+    Duration::from_millis((field(11) + field(12)) * 10)
+}
+
 fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);

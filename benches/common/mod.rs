@@ -59,6 +59,9 @@ pub fn pdp(mp: &FakeMaskinporten, altinn: &FakeAltinn) -> AltinnPdp {
         .credentials(credentials)
         // The longest allowed, so that no benchmark sees its decision expire.
         .permit_ttl(Duration::from_secs(240))
+        // Room for every decision a benchmark stores: the cache is sharded, so a cache filled
+        // to exactly its capacity already evicts a few.
+        .cache_capacity(40_000)
         .build()
         .unwrap()
 }

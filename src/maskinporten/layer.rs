@@ -227,7 +227,9 @@ impl MaskinportenLayerBuilder {
         self
     }
 
-    /// Capacity of the verified-token cache (default 10,000 tokens; 0 turns it off).
+    /// Capacity of the verified-token cache (default 10,000 tokens; 0 turns it off). The cache
+    /// is sharded for concurrency, so it may start evicting a little before it holds exactly
+    /// this many; it never holds more.
     pub fn token_cache_capacity(mut self, capacity: u64) -> Self {
         self.cache_capacity = capacity;
         self

@@ -470,7 +470,8 @@ impl AltinnPdpBuilder {
     }
 
     /// How many decisions the cache holds. Default 10 000; zero turns the cache (and the sharing
-    /// of concurrent identical calls) off.
+    /// of concurrent identical calls) off. The cache is sharded for concurrency, so it may start
+    /// evicting a little before it holds exactly this many; it never holds more.
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
         self.cache_capacity = capacity;
         self
