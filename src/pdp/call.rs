@@ -1,0 +1,108 @@
+//! The HTTP call to the PDP: `POST {platform}/authorization/api/v1/authorize` with the Altinn
+//! token and the subscription key, one forced token refresh after a `401`, at most one retry
+//! after a connection error or a `5xx` within the time budget, `Retry-After` kept from a `429`,
+//! and the answer read within its size cap.
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use tokio::time::Instant;
+
+use super::credentials::AltinnToken;
+use super::{Inner, MIN_RETRY_BUDGET, PdpError, PdpErrorKind, SUBSCRIPTION_KEY, transport};
+
+/// How one HTTP attempt ended.
+enum Attempt {
+    Answer(Bytes),
+    /// HTTP 401: a fresh token may help.
+    Unauthorized,
+    /// A connection error or a `5xx`: one more try may help.
+    Retryable(PdpError),
+    Fatal(PdpError),
+}
+
+impl Inner {
+    /// POSTs a request body to the PDP, with one token refresh after a 401 and one retry after
+    /// a transient failure; returns the body of the `200` answer.
+    pub(super) async fn call(&self, body: Vec<u8>, deadline: Instant) -> Result<Bytes, PdpError> {
+        let body = Bytes::from(body);
+        let mut token = self.tokens.token(false).await?;
+        let (mut refreshed, mut retried) = (false, false);
+        loop {
+            match self.attempt(&token, body.clone()).await {
+                Attempt::Answer(bytes) => return Ok(bytes),
+                Attempt::Unauthorized if !refreshed => {
+                    refreshed = true;
+                    // Another caller that got a 401 for the same token may have refreshed it
+                    // already: use its token rather than refreshing once per rejected caller.
+                    let current = self.tokens.token(false).await?;
+                    if current != token {
+                        tracing::debug!("Altinn PDP answered 401; using the token refreshed meanwhile");
+                        token = current;
+                    } else {
+                        tracing::debug!("Altinn PDP answered 401; refreshing the Altinn token");
+                        token = self.tokens.token(true).await?;
+                    }
+                }
+                Attempt::Unauthorized => {
+                    tracing::warn!("Altinn PDP answered 401 after a token refresh");
+                    return Err(PdpError::with_detail(PdpErrorKind::Unauthorized, "401 after a token refresh"));
+                }
+                Attempt::Retryable(e) if !retried && deadline.saturating_duration_since(Instant::now()) >= MIN_RETRY_BUDGET => {
+                    tracing::debug!(error = %e, "Altinn PDP call failed; retrying once");
+                    retried = true;
+                }
+                Attempt::Retryable(e) | Attempt::Fatal(e) => {
+                    tracing::warn!(error = %e, "Altinn PDP call failed");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, token: &AltinnToken, body: Bytes) -> Attempt {
+        let auth = match token.bearer_header() {
+            Ok(v) => v,
+            Err(e) => return Attempt::Fatal(e),
+        };
+        let mut req = self
+            .http
+            .post(self.authorize_url.clone())
+            .header(AUTHORIZATION, auth)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(key) = &self.subscription_key {
+            req = req.header(SUBSCRIPTION_KEY, key.clone());
+        }
+        let resp = match req.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    PdpErrorKind::Timeout
+                } else {
+                    PdpErrorKind::Connect
+                };
+                tracing::debug!(error = transport::transport_label(&e), "Altinn PDP request failed");
+                return Attempt::Retryable(PdpError::with_detail(kind, "the request failed"));
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = transport::retry_after(resp.headers());
+        let with_hint = |e: PdpError| match retry_after {
+            Some(after) => e.with_retry_after(after),
+            None => e,
+        };
+        match status {
+            200 => match transport::read_capped(resp, self.max_response_bytes).await {
+                Ok(bytes) => Attempt::Answer(bytes),
+                Err(e) if e.kind() == PdpErrorKind::Connect => Attempt::Retryable(e),
+                Err(e) => Attempt::Fatal(e),
+            },
+            401 => Attempt::Unauthorized,
+            403 => Attempt::Fatal(PdpError::with_detail(PdpErrorKind::Unauthorized, "403: the token lacks the scope")),
+            429 => Attempt::Fatal(with_hint(PdpError::new(PdpErrorKind::Status(429)))),
+            // A 5xx that says when to come back is not retried at once.
+            500..=599 if retry_after.is_none() => Attempt::Retryable(PdpError::new(PdpErrorKind::Status(status))),
+            s => Attempt::Fatal(with_hint(PdpError::new(PdpErrorKind::Status(s)))),
+        }
+    }
+}
