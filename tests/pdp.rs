@@ -167,10 +167,8 @@ async fn tokens_are_reused_across_decisions() {
     assert_eq!(bearers.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_first_decisions_share_one_grant_and_one_exchange() {
-    let (fakes, pdp) = setup().await;
-    fakes.altinn.set_answer(PdpAnswer::Decision("Permit".into()));
+/// Twenty different questions at once, each answered `Permit`.
+async fn twenty_concurrent_permits(pdp: &AltinnPdp) {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let pdp = pdp.clone();
@@ -180,6 +178,13 @@ async fn concurrent_first_decisions_share_one_grant_and_one_exchange() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), Ok(Decision::Permit));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_decisions_share_one_grant_and_one_exchange() {
+    let (fakes, pdp) = setup().await;
+    fakes.altinn.set_answer(PdpAnswer::Decision("Permit".into()));
+    twenty_concurrent_permits(&pdp).await;
     assert_eq!(fakes.altinn.pdp_request_count(), 20);
     assert_eq!(fakes.mp.token_requests(), 1);
     assert_eq!(fakes.altinn.exchange_count(), 1);
@@ -514,14 +519,6 @@ async fn concurrent_401s_share_one_refresh() {
     // Every request in flight carries the revoked token and gets a 401.
     altinn.revoke_tokens();
     altinn.set_delay(Duration::from_millis(50));
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let pdp = pdp.clone();
-            tokio::spawn(async move { pdp.decide(&question(Uuid::new_v4(), "read", OWNER_ORG)).await })
-        })
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), Ok(Decision::Permit));
-    }
+    twenty_concurrent_permits(&pdp).await;
     assert_eq!((mp.token_requests(), altinn.exchange_count()), (2, 2), "one refresh for all");
 }

@@ -501,20 +501,26 @@ mod tests {
         assert_eq!(c.get_for(&other), None);
     }
 
+    /// A fetch that counts its start and its end, and permits after 200 ms.
+    fn slow_permit(
+        calls: &Arc<AtomicUsize>,
+        finished: &Arc<AtomicUsize>,
+    ) -> impl Future<Output = Result<Decision, PdpError>> + Send + 'static {
+        let (calls, finished) = (calls.clone(), finished.clone());
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            finished.fetch_add(1, Ordering::SeqCst);
+            Ok(Decision::Permit)
+        }
+    }
+
     #[tokio::test]
     async fn a_fetch_everyone_gave_up_on_is_cancelled_and_forgotten() {
         let c = Arc::new(DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5)));
         let (calls, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let k = DecisionKey::of(&req("abandoned"));
-        let fetch = {
-            let (calls, finished) = (calls.clone(), finished.clone());
-            async move {
-                calls.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                finished.fetch_add(1, Ordering::SeqCst);
-                Ok(Decision::Permit)
-            }
-        };
+        let fetch = slow_permit(&calls, &finished);
         // Two callers share the fetch; one gives up, the other still gets the answer.
         let (a, b) = tokio::join!(
             tokio::time::timeout(Duration::from_millis(50), c.get_or_fetch(k.clone(), None, fetch)),
@@ -526,15 +532,7 @@ mod tests {
 
         // The only caller gives up: the fetch is dropped, nothing stays in flight.
         let k = DecisionKey::of(&req("abandoned-by-all"));
-        let fetch = {
-            let (calls, finished) = (calls.clone(), finished.clone());
-            async move {
-                calls.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                finished.fetch_add(1, Ordering::SeqCst);
-                Ok(Decision::Permit)
-            }
-        };
+        let fetch = slow_permit(&calls, &finished);
         let first = tokio::time::timeout(Duration::from_millis(50), c.get_or_fetch(k.clone(), None, fetch)).await;
         assert!(first.is_err());
         assert!(c.store.as_ref().unwrap().inflight().is_empty());
