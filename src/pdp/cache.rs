@@ -392,7 +392,8 @@ mod tests {
 
     #[tokio::test]
     async fn entries_expire() {
-        let c = DecisionCache::new(100, Duration::from_millis(800), Duration::from_millis(100));
+        // Generous margins: a busy two-core CI machine may stall a task for a few hundred ms.
+        let c = DecisionCache::new(100, Duration::from_secs(3), Duration::from_millis(600));
         let p = DecisionKey::of(&req("permit"));
         let d = DecisionKey::of(&req("deny"));
         let short = DecisionKey::of(&req("short"));
@@ -401,16 +402,16 @@ mod tests {
         c.insert(
             short.clone(),
             Decision::Permit,
-            Some(SystemTime::now() + Duration::from_millis(100)),
+            Some(SystemTime::now() + Duration::from_millis(600)),
         );
         assert_eq!(c.get(&p), Some(Decision::Permit));
         assert_eq!(c.get(&d), Some(Decision::Deny));
         assert_eq!(c.get(&short), Some(Decision::Permit));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
         assert_eq!(c.get(&p), Some(Decision::Permit));
         assert_eq!(c.get(&d), None);
         assert_eq!(c.get(&short), None);
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
         assert_eq!(c.get(&p), None);
     }
 
@@ -515,7 +516,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // Paused time: the timers fire in order however busy the machine is.
+    #[tokio::test(start_paused = true)]
     async fn a_fetch_everyone_gave_up_on_is_cancelled_and_forgotten() {
         let c = Arc::new(DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5)));
         let (calls, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
