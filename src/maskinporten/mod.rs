@@ -13,6 +13,7 @@ mod cache;
 mod keys;
 mod layer;
 mod service;
+mod strict_json;
 mod token;
 mod validate;
 #[cfg(test)]

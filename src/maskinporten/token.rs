@@ -171,8 +171,8 @@ impl SystemUserClaim {
     }
 }
 
-/// The claims as they come off the wire. Unknown claims are ignored; known claims repeated are
-/// an error (serde's derive rejects duplicate fields).
+/// The claims as they come off the wire, read with `strict_json::from_str_unique`: unknown
+/// claims are ignored, any claim name repeated is an error.
 #[derive(Deserialize)]
 pub(crate) struct RawClaims<'a> {
     // Borrowed from the payload when unescaped: these are only compared or split, never kept.
