@@ -57,8 +57,14 @@ where
         }
     }
 
-    /// `inner` must be a service that is ready (the one `poll_ready` was called on).
-    pub(crate) fn checking(check: Check<ReqBody>, inner: S) -> Self {
+    /// Calls `ready` (the service `poll_ready` was called on) once `check` hands the request
+    /// back; a clone is left in its place for the next request.
+    pub(crate) fn after_check(check: Check<ReqBody>, ready: &mut S) -> Self
+    where
+        S: Clone,
+    {
+        let clone = ready.clone();
+        let inner = std::mem::replace(ready, clone);
         ResponseFuture {
             state: State::Checking { check, inner: Some(inner) },
         }

@@ -223,8 +223,6 @@ where
             },
             Err(kind) => ResponseFuture::rejected(config.reject(kind, req.headers())),
             Ok(None) => {
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
                 // `verify_now` checked the shape before it found the key missing.
                 let token = String::from_utf8_lossy(token).into_owned();
                 let config = self.config.clone();
@@ -238,7 +236,7 @@ where
                     }
                 }
                 .boxed();
-                ResponseFuture::checking(check, inner)
+                ResponseFuture::after_check(check, &mut self.inner)
             }
         }
     }

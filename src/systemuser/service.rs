@@ -152,8 +152,6 @@ where
         }
 
         // The PDP has to be asked: the call waits for it, with the ready inner service.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         let check = async move {
             match config.pdp.decide(&ask).await {
@@ -166,6 +164,6 @@ where
             }
         }
         .boxed();
-        ResponseFuture::checking(check, inner)
+        ResponseFuture::after_check(check, &mut self.inner)
     }
 }
