@@ -810,6 +810,54 @@ async fn permit_is_cached_for_the_permit_ttl() {
     assert_eq!(env.calls(), 4);
 }
 
+/// The warm path does not wait: with the token verified and the decision cached, both layers
+/// answer inside `call`, so the response future is ready at its first poll.
+#[tokio::test]
+async fn cached_decisions_are_answered_without_waiting() {
+    use futures_util::FutureExt as _;
+    use http_body_util::BodyExt as _;
+    use tower::{Service, ServiceBuilder, ServiceExt};
+
+    let fakes = Fakes::start().await;
+    let pdp = fakes.pdp_builder().build().unwrap();
+    let (permitted, denied) = (Uuid::new_v4(), Uuid::new_v4());
+    fakes.altinn.permit(permitted, "read", RESOURCE, OWNER_ORG);
+    let inner = tower::service_fn(|req: Request<Body>| async move {
+        let su = req.extensions().get::<SystemUser>().map(|su| su.id().to_string());
+        Ok::<_, std::convert::Infallible>(http::Response::new(su.unwrap_or_default()))
+    });
+    let mut svc = ServiceBuilder::new()
+        .layer(fakes.maskinporten_layer())
+        .layer(SystemUserLayer::builder().pdp(pdp).resource(RESOURCE).build().unwrap())
+        .service(inner);
+    let request = |token: &str| {
+        Request::get("/krav")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (ok, no) = (fakes.system_user_token(permitted), fakes.system_user_token(denied));
+
+    // First requests: keys, token verification and the PDP all have to be waited for.
+    for (token, status) in [(&ok, 200), (&no, 403)] {
+        let res = svc.ready().await.unwrap().call(request(token)).await.unwrap();
+        assert_eq!(res.status(), status);
+    }
+    assert_eq!(fakes.altinn.pdp_request_count(), 2);
+
+    // Then: answered in the first poll, from the caches, with the principal for the handler.
+    for _ in 0..3 {
+        let res = svc.ready().await.unwrap().call(request(&ok)).now_or_never();
+        let res = res.expect("a cached permit is answered without waiting").unwrap();
+        assert_eq!(res.status(), 200);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, permitted.to_string().as_bytes());
+        let res = svc.ready().await.unwrap().call(request(&no)).now_or_never();
+        assert_eq!(res.expect("a cached deny is answered without waiting").unwrap().status(), 403);
+    }
+    assert_eq!(fakes.altinn.pdp_request_count(), 2);
+}
+
 #[tokio::test]
 async fn permit_never_outlives_the_callers_token() {
     let env = setup().await;
