@@ -118,50 +118,44 @@ impl<B> Service<Request<B>> for Ok200 {
 const CHUNK: u64 = 1024;
 
 /// Time `iters` runs of `run`, each on a fresh input from `make`; only `run` is timed.
-pub fn timed<I, O>(iters: u64, mut make: impl FnMut(u64) -> I, mut run: impl FnMut(I) -> O) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    let mut inputs = Vec::with_capacity(CHUNK as usize);
-    let mut outputs = Vec::with_capacity(CHUNK as usize);
-    while done < iters {
-        let n = CHUNK.min(iters - done);
-        inputs.extend((done..done + n).map(&mut make));
+pub fn timed<I, O>(iters: u64, make: impl FnMut(u64) -> I, mut run: impl FnMut(I) -> O) -> Duration {
+    chunked(iters, make, |inputs, outputs| {
         let start = Instant::now();
         for input in inputs.drain(..) {
             outputs.push(black_box(run(black_box(input))));
         }
-        total += start.elapsed();
-        outputs.clear();
-        done += n;
-    }
-    total
+        start.elapsed()
+    })
 }
 
 /// [`timed`] for async work: each chunk runs in one `block_on` on `rt`, only `run(..).await`
 /// is timed.
-pub fn timed_async<I, O, F>(
-    rt: &tokio::runtime::Runtime,
-    iters: u64,
-    mut make: impl FnMut(u64) -> I,
-    mut run: impl FnMut(I) -> F,
-) -> Duration
+pub fn timed_async<I, O, F>(rt: &tokio::runtime::Runtime, iters: u64, make: impl FnMut(u64) -> I, mut run: impl FnMut(I) -> F) -> Duration
 where
     F: Future<Output = O>,
 {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    let mut inputs = Vec::with_capacity(CHUNK as usize);
-    let mut outputs = Vec::with_capacity(CHUNK as usize);
-    while done < iters {
-        let n = CHUNK.min(iters - done);
-        inputs.extend((done..done + n).map(&mut make));
-        total += rt.block_on(async {
+    chunked(iters, make, |inputs, outputs| {
+        rt.block_on(async {
             let start = Instant::now();
             for input in inputs.drain(..) {
                 outputs.push(black_box(run(black_box(input)).await));
             }
             start.elapsed()
-        });
+        })
+    })
+}
+
+/// Makes inputs `CHUNK` at a time (untimed), lets `time_chunk` consume them and report its own
+/// time, and drops the outputs untimed; the sum of the chunks' times.
+fn chunked<I, O>(iters: u64, mut make: impl FnMut(u64) -> I, mut time_chunk: impl FnMut(&mut Vec<I>, &mut Vec<O>) -> Duration) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    let mut inputs = Vec::with_capacity(CHUNK as usize);
+    let mut outputs = Vec::with_capacity(CHUNK as usize);
+    while done < iters {
+        let n = CHUNK.min(iters - done);
+        inputs.extend((done..done + n).map(&mut make));
+        total += time_chunk(&mut inputs, &mut outputs);
         outputs.clear();
         done += n;
     }
