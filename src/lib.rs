@@ -10,6 +10,7 @@ mod error;
 mod future;
 pub mod maskinporten;
 pub mod org;
+mod outbound;
 pub mod pdp;
 pub mod reject;
 pub mod systemuser;

@@ -134,7 +134,7 @@ mod tests {
     fn some_key() -> Arc<VerifyingKey> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/wycheproof/json_web_signature_test.json"
+            "/tests/data/vectors/wycheproof/json_web_signature_test.json"
         );
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let jwk = doc["testGroups"]

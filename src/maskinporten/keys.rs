@@ -12,6 +12,7 @@
 //!   or RS256/384/512, no private members, unique `kid`. One bad key never spoils the set.
 
 use super::validate::Alg;
+use crate::outbound::{self, BodyError};
 use arc_swap::ArcSwapOption;
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
@@ -131,7 +132,7 @@ pub(crate) enum KeyError {
 /// Why a fetch failed. Internal: never shown to clients, logged at warn level.
 #[derive(Debug, Clone)]
 pub(crate) enum FetchError {
-    Http(String),
+    Http(&'static str),
     Status(u16),
     TooLarge,
     Json(String),
@@ -371,7 +372,7 @@ impl KeyStore {
         let fut: BoxFuture<'static, Result<(), FetchError>> = async move {
             match task.await {
                 Ok(r) => r,
-                Err(_) => Err(FetchError::Http("key refresh task failed".into())),
+                Err(_) => Err(FetchError::Http("key refresh task failed")),
             }
         }
         .boxed();
@@ -429,55 +430,35 @@ impl KeyStore {
     }
 
     /// GET with connect and total timeouts and a body cap. Returns the body and `max-age`.
-    async fn get_bounded(&self, url: &url::Url) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
+    async fn get_bounded(&self, url: &url::Url) -> Result<(bytes::Bytes, Option<Duration>), FetchError> {
         let cfg = &self.inner.config;
         let work = async {
-            let mut res = self
+            let res = self
                 .inner
                 .client
                 .get(url.clone())
                 .header(http::header::ACCEPT, "application/json")
                 .send()
                 .await
-                .map_err(|e| FetchError::Http(without_url(&e)))?;
+                .map_err(|e| FetchError::Http(outbound::error_label(&e)))?;
             if !res.status().is_success() {
                 return Err(FetchError::Status(res.status().as_u16()));
-            }
-            let max = cfg.max_body_bytes;
-            if res.content_length().is_some_and(|l| l > max as u64) {
-                return Err(FetchError::TooLarge);
             }
             let max_age = res
                 .headers()
                 .get(http::header::CACHE_CONTROL)
                 .and_then(|v| v.to_str().ok())
                 .and_then(max_age);
-            let mut body = Vec::new();
-            while let Some(chunk) = res.chunk().await.map_err(|e| FetchError::Http(without_url(&e)))? {
-                if body.len() + chunk.len() > max {
-                    return Err(FetchError::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = outbound::read_capped(res, cfg.max_body_bytes).await.map_err(|e| match e {
+                BodyError::TooLarge => FetchError::TooLarge,
+                BodyError::Read(label) => FetchError::Http(label),
+            })?;
             Ok((body, max_age))
         };
         tokio::time::timeout(cfg.fetch_timeout, work)
             .await
-            .map_err(|_| FetchError::Http("timed out".into()))?
+            .map_err(|_| FetchError::Http("timed out"))?
     }
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_connect() {
-        "connect error"
-    } else if e.is_timeout() {
-        "timed out"
-    } else if e.is_body() || e.is_decode() {
-        "body error"
-    } else {
-        "request error"
-    };
-    kind.to_owned()
 }
 
 /// An error from [`KeyStore::ready`] or [`KeyStore::refresh`].

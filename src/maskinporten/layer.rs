@@ -292,12 +292,8 @@ impl MaskinportenLayerBuilder {
                 };
                 let client = match self.client {
                     Some(c) => c,
-                    None => reqwest::Client::builder()
-                        .connect_timeout(self.keys.connect_timeout)
-                        .timeout(self.keys.fetch_timeout)
-                        .redirect(reqwest::redirect::Policy::none())
-                        .build()
-                        .map_err(|e| ConfigError::new("http_client", e.to_string()))?,
+                    None => crate::outbound::default_client(self.keys.connect_timeout, self.keys.fetch_timeout)
+                        .map_err(|_| ConfigError::new("http_client", "the default HTTP client could not be built"))?,
                 };
                 KeyStore::new(issuer.clone(), source, client, self.keys)
             }

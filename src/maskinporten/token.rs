@@ -390,7 +390,7 @@ mod tests {
     fn sample_token_payload_parses() {
         let body = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/samples/maskinporten-systemuser-token-payload.test.json"
+            "/tests/data/samples/maskinporten-systemuser-token-payload.test.json"
         ))
         .unwrap();
         let claims: RawClaims<'_> = serde_json::from_str(&body).unwrap();
@@ -406,7 +406,7 @@ mod tests {
     fn exchanged_single_object_and_lowercase_id() {
         let body = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/samples/altinn-exchanged-systemuser-token-payload.tt02.json"
+            "/tests/data/samples/altinn-exchanged-systemuser-token-payload.tt02.json"
         ))
         .unwrap();
         let claims: RawClaims<'_> = serde_json::from_str(&body).unwrap();

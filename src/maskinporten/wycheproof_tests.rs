@@ -10,7 +10,7 @@ use super::validate::{Algorithm, AudiencePolicy, Validator, check_signature};
 use serde_json::Value;
 
 fn load(name: &str) -> Value {
-    let path = format!("{}/../shared/vectors/wycheproof/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/data/vectors/wycheproof/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap()
 }
 

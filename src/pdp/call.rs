@@ -8,7 +8,8 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::time::Instant;
 
 use super::credentials::AltinnToken;
-use super::{Inner, MIN_RETRY_BUDGET, PdpError, PdpErrorKind, SUBSCRIPTION_KEY, transport};
+use super::{Inner, MIN_RETRY_BUDGET, PdpError, PdpErrorKind, SUBSCRIPTION_KEY};
+use crate::outbound::{self, BodyError};
 
 /// How one HTTP attempt ended.
 enum Attempt {
@@ -81,21 +82,27 @@ impl Inner {
                 } else {
                     PdpErrorKind::Connect
                 };
-                tracing::debug!(error = transport::transport_label(&e), "Altinn PDP request failed");
+                tracing::debug!(error = outbound::error_label(&e), "Altinn PDP request failed");
                 return Attempt::Retryable(PdpError::with_detail(kind, "the request failed"));
             }
         };
         let status = resp.status().as_u16();
-        let retry_after = transport::retry_after(resp.headers());
+        let retry_after = outbound::retry_after(resp.headers());
         let with_hint = |e: PdpError| match retry_after {
             Some(after) => e.with_retry_after(after),
             None => e,
         };
         match status {
-            200 => match transport::read_capped(resp, self.max_response_bytes).await {
+            200 => match outbound::read_capped(resp, self.max_response_bytes).await {
                 Ok(bytes) => Attempt::Answer(bytes),
-                Err(e) if e.kind() == PdpErrorKind::Connect => Attempt::Retryable(e),
-                Err(e) => Attempt::Fatal(e),
+                Err(BodyError::Read(label)) => {
+                    tracing::debug!(error = label, "reading the PDP answer failed");
+                    Attempt::Retryable(PdpError::with_detail(
+                        PdpErrorKind::Connect,
+                        "connection failed while reading the response",
+                    ))
+                }
+                Err(BodyError::TooLarge) => Attempt::Fatal(PdpError::too_large()),
             },
             401 => Attempt::Unauthorized,
             403 => Attempt::Fatal(PdpError::with_detail(PdpErrorKind::Unauthorized, "403: the token lacks the scope")),

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::PdpError;
-use super::transport::{read_capped, transport_label};
 use crate::error::{ConfigError, check_url};
+use crate::outbound::{error_label, read_capped};
 
 /// The scope the PDP requires.
 pub const AUTHORIZE_SCOPE: &str = "altinn:authorization/authorize";
@@ -601,7 +601,7 @@ impl MaskinportenTokenSource {
             .send()
             .await
             .map_err(|e| {
-                tracing::warn!(error = transport_label(&e), "Maskinporten token endpoint unreachable");
+                tracing::warn!(error = error_label(&e), "Maskinporten token endpoint unreachable");
                 PdpError::credentials("the Maskinporten token endpoint could not be reached")
             })?;
         let status = resp.status();
@@ -643,7 +643,7 @@ impl MaskinportenTokenSource {
             .send()
             .await
             .map_err(|e| {
-                tracing::warn!(error = transport_label(&e), "Altinn token exchange unreachable");
+                tracing::warn!(error = error_label(&e), "Altinn token exchange unreachable");
                 ExchangeError::Other(PdpError::credentials("the Altinn token exchange could not be reached"))
             })?;
         let status = resp.status();

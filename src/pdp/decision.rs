@@ -223,7 +223,7 @@ mod tests {
     }
 
     fn shared(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
     }
 
     fn files(dir: &str) -> Vec<PathBuf> {

@@ -342,7 +342,7 @@ mod tests {
     use serde_json::json;
 
     fn samples() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/samples")
     }
 
     fn read_json(name: &str) -> Value {
