@@ -15,7 +15,8 @@
 //! last 64 bytes (signature bytes, which differ between any two tokens Maskinporten issues),
 //! then the whole token is compared.
 
-use super::keys::{KeyStore, VerifyingKey};
+use super::jwk::VerifyingKey;
+use super::key_store::KeyStore;
 use super::token::MaskinportenToken;
 use super::validate::now_unix;
 use quick_cache::Equivalent;
@@ -126,7 +127,7 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maskinporten::keys::parse_jwk;
+    use crate::maskinporten::jwk::parse_jwk;
     use crate::maskinporten::token::TokenData;
     use serde_json::Value;
 

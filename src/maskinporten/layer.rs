@@ -1,9 +1,10 @@
 //! [`MaskinportenLayer`] and its builder.
 
+use super::algorithm::Algorithm;
 use super::cache::TokenCache;
-use super::keys::{KeySource, KeyStore, KeyStoreConfig};
+use super::key_store::{KeySource, KeyStore, KeyStoreConfig};
 use super::service::{Config, MaskinportenService, ScopeRule};
-use super::validate::{Algorithm, AudiencePolicy, Validator};
+use super::validate::{AudiencePolicy, Validator};
 use crate::error::{ConfigError, check_url};
 use crate::reject::{ProblemResponder, RejectionResponder};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! [`MaskinportenService`]: `Authorization` header → verified token → request extensions.
 
 use super::cache::TokenCache;
-use super::keys::{KeyError, KeyStore};
+use super::key_store::{KeyError, KeyStore};
 use super::token::MaskinportenToken;
 use super::validate::{Validator, now_unix};
 use crate::future::ResponseFuture;

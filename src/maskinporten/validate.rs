@@ -3,9 +3,11 @@
 //! The order is fixed: size, shape, header (algorithm allow-list, forbidden members, `kid`,
 //! `typ`), signature with the key named by `kid`, and only then the claims. The algorithm
 //! comes from our allow-list, never from the token alone: the header's `alg` must be in it, and
-//! the key's own `alg` (if the JWK names one) must agree.
+//! the key's own `alg` (if the JWK names one) must agree; the key checks that itself
+//! ([`VerifyingKey::verify`]).
 
-use super::keys::VerifyingKey;
+use super::algorithm::Algorithm;
+use super::jwk::VerifyingKey;
 use super::strict_json::from_str_unique;
 use super::token::{self, MaskinportenToken, RawClaims, TokenData};
 use crate::reject::RejectionKind;
@@ -15,57 +17,6 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// A JWS signature algorithm this crate accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Algorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    RS256,
-    /// RSASSA-PKCS1-v1_5 with SHA-384.
-    RS384,
-    /// RSASSA-PKCS1-v1_5 with SHA-512.
-    RS512,
-}
-
-pub(crate) type Alg = Algorithm;
-
-impl Algorithm {
-    /// Short internal aliases used by the key store.
-    #[allow(non_upper_case_globals)]
-    pub(crate) const Rs256: Algorithm = Algorithm::RS256;
-    #[allow(non_upper_case_globals)]
-    pub(crate) const Rs384: Algorithm = Algorithm::RS384;
-    #[allow(non_upper_case_globals)]
-    pub(crate) const Rs512: Algorithm = Algorithm::RS512;
-
-    /// Parses the JOSE name (`RS256`, `RS384`, `RS512`), case-sensitively.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "RS256" => Some(Algorithm::RS256),
-            "RS384" => Some(Algorithm::RS384),
-            "RS512" => Some(Algorithm::RS512),
-            _ => None,
-        }
-    }
-
-    /// The JOSE name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::RS256 => "RS256",
-            Algorithm::RS384 => "RS384",
-            Algorithm::RS512 => "RS512",
-        }
-    }
-
-    fn bit(self) -> u8 {
-        match self {
-            Algorithm::RS256 => 1,
-            Algorithm::RS384 => 2,
-            Algorithm::RS512 => 4,
-        }
-    }
-}
 
 /// Audience policy.
 #[derive(Debug, Clone)]
@@ -281,11 +232,9 @@ impl Validator {
     }
 }
 
-/// Verifies the signature of `t` with `key` (whose own `alg`, if any, must match).
+/// Verifies the signature of `t` with `key`. A key whose JWK names an `alg` refuses a token
+/// with another one ([`VerifyingKey::verify`]).
 pub(crate) fn check_signature(t: &Unverified<'_>, key: &VerifyingKey) -> Result<(), RejectionKind> {
-    if key.alg().is_some_and(|a| a != t.alg) {
-        return Err(RejectionKind::InvalidSignature);
-    }
     let mut sig = [0u8; 1024];
     let n = URL_SAFE_NO_PAD
         .decode_slice(t.signature, &mut sig)

@@ -5,8 +5,9 @@
 //! every `valid` RS256/384/512 case with a payload must be accepted; the other `valid` cases
 //! (HMAC, ECDSA, PSS, empty payload) are refused by policy, which is the safe side.
 
-use super::keys::{parse_jwk, parse_jwks};
-use super::validate::{Algorithm, AudiencePolicy, Validator, check_signature};
+use super::algorithm::Algorithm;
+use super::jwk::{parse_jwk, parse_jwks};
+use super::validate::{AudiencePolicy, Validator, check_signature};
 use serde_json::Value;
 
 fn load(name: &str) -> Value {

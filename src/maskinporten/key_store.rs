@@ -1,4 +1,4 @@
-//! The key store: RFC 8414 discovery, the JWKS cache, refresh and key filtering.
+//! [`KeyStore`]: where keys are fetched. RFC 8414 discovery, the JWKS cache and its refresh.
 //!
 //! - Reads are lock-free: every request loads an [`ArcSwapOption`] snapshot of the key set.
 //! - No lock is held across network I/O. A refresh runs as one spawned task; everyone who needs
@@ -8,18 +8,15 @@
 //! - Keys are refreshed ahead of expiry (TTL from `Cache-Control: max-age`, clamped), triggered
 //!   by requests without delaying them. A failed fetch never wipes good keys; the last good set
 //!   keeps serving for `max_stale` (default 24 h) with exponential backoff between attempts.
-//! - Keys are filtered one by one: RSA, at least 2048 bits, `use` absent or `sig`, `alg` absent
-//!   or RS256/384/512, no private members, unique `kid`. One bad key never spoils the set.
+//! - Fetches go through [`crate::outbound`]: bounded in time and size.
+//! - Which keys of a fetched JWKS are usable is decided in `jwk.rs`; a set without any usable
+//!   key counts as a failed fetch.
 
-use super::validate::Alg;
+use super::jwk::{KeyMap, VerifyingKey, parse_jwks};
 use crate::outbound::{self, BodyError};
 use arc_swap::ArcSwapOption;
-use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,50 +63,9 @@ pub(crate) enum KeySource {
     Jwks(url::Url),
 }
 
-/// One usable signing key.
-pub(crate) struct VerifyingKey {
-    kid: Box<str>,
-    alg: Option<Alg>,
-    rs256: ParsedPublicKey,
-    rs384: ParsedPublicKey,
-    rs512: ParsedPublicKey,
-}
-
-impl VerifyingKey {
-    /// Verifies `signature` over `message` with `alg`, honouring the key's own `alg` if any.
-    pub(crate) fn verify(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
-        if self.alg.is_some_and(|a| a != alg) {
-            return false;
-        }
-        let key = match alg {
-            Alg::Rs256 => &self.rs256,
-            Alg::Rs384 => &self.rs384,
-            Alg::Rs512 => &self.rs512,
-        };
-        key.verify_sig(message, signature).is_ok()
-    }
-
-    /// The key's own `alg`, if the JWK named one.
-    pub(crate) fn alg(&self) -> Option<Alg> {
-        self.alg
-    }
-}
-
-impl fmt::Debug for VerifyingKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyingKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Usable keys by `kid`.
-pub(crate) type KeyMap = HashMap<Box<str>, Arc<VerifyingKey>>;
-
 /// A fetched key set.
 pub(crate) struct KeySet {
-    keys: HashMap<Box<str>, Arc<VerifyingKey>>,
+    keys: KeyMap,
     refresh_at: Instant,
     usable_until: Instant,
 }
@@ -172,7 +128,6 @@ struct Inner {
     snapshot: ArcSwapOption<KeySet>,
     discovered_jwks: ArcSwapOption<url::Url>,
     state: Mutex<RefreshState>,
-    fetches: std::sync::atomic::AtomicU64,
 }
 
 /// Maskinporten's signing keys, cached and refreshed.
@@ -206,7 +161,6 @@ impl KeyStore {
                 snapshot: ArcSwapOption::empty(),
                 discovered_jwks: ArcSwapOption::empty(),
                 state: Mutex::new(RefreshState::default()),
-                fetches: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -237,11 +191,6 @@ impl KeyStore {
         self.refresh_shared().await.map_err(|e| KeyStoreError(e.to_string()))
     }
 
-    /// Number of key-set fetches started so far (JWKS requests, not counting discovery).
-    pub fn fetch_count(&self) -> u64 {
-        self.inner.fetches.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// The key for `kid` if the loaded snapshot has it; `None` means the async path is needed.
     ///
     /// Also starts a background refresh when the snapshot is due for one.
@@ -262,7 +211,7 @@ impl KeyStore {
     pub(crate) fn still_published(&self, key: &Arc<VerifyingKey>) -> bool {
         let snap = self.inner.snapshot.load();
         snap.as_ref()
-            .is_some_and(|s| Instant::now() < s.usable_until && s.get(&key.kid).is_some_and(|k| Arc::ptr_eq(k, key)))
+            .is_some_and(|s| Instant::now() < s.usable_until && s.get(key.kid()).is_some_and(|k| Arc::ptr_eq(k, key)))
     }
 
     /// The key for `kid`, fetching the key set if needed (bounded, rate-limited, shared).
@@ -383,14 +332,13 @@ impl KeyStore {
 
     async fn fetch_and_install(&self) -> Result<(), FetchError> {
         let jwks_uri = self.jwks_uri().await?;
-        self.inner.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (body, max_age) = self.get_bounded(&jwks_uri).await.inspect_err(|_| {
             // Re-discover next time in case the metadata moved the JWKS.
             if matches!(self.inner.source, KeySource::Discovery(_)) {
                 self.inner.discovered_jwks.store(None);
             }
         })?;
-        let (keys, skipped) = parse_jwks(&body)?;
+        let (keys, skipped) = parse_jwks(&body).map_err(|e| FetchError::Json(e.to_string()))?;
         if keys.is_empty() {
             return Err(FetchError::NoUsableKeys);
         }
@@ -488,125 +436,6 @@ fn max_age(cc: &str) -> Option<Duration> {
     out
 }
 
-#[derive(serde::Deserialize)]
-struct Jwks {
-    keys: Vec<serde_json::Value>,
-}
-
-const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
-
-/// Parses a JWKS body into usable keys, skipping (and counting) unusable ones.
-pub(crate) fn parse_jwks(body: &[u8]) -> Result<(KeyMap, usize), FetchError> {
-    let jwks: Jwks = serde_json::from_slice(body).map_err(|e| FetchError::Json(e.to_string()))?;
-    let mut keys: HashMap<Box<str>, Arc<VerifyingKey>> = HashMap::new();
-    let mut duplicated: Vec<Box<str>> = Vec::new();
-    let mut skipped = 0;
-    for jwk in &jwks.keys {
-        match parse_jwk(jwk) {
-            Ok(k) => {
-                if keys.contains_key(&k.kid) || duplicated.contains(&k.kid) {
-                    // Two keys under one kid are ambiguous: use neither.
-                    keys.remove(&k.kid);
-                    duplicated.push(k.kid.clone());
-                    skipped += 2;
-                } else {
-                    keys.insert(k.kid.clone(), Arc::new(k));
-                }
-            }
-            Err(reason) => {
-                skipped += 1;
-                tracing::debug!(reason, "skipping JWK");
-            }
-        }
-    }
-    Ok((keys, skipped))
-}
-
-/// Turns one JWK into a usable RSA verification key, or says why not.
-pub(crate) fn parse_jwk(jwk: &serde_json::Value) -> Result<VerifyingKey, &'static str> {
-    let obj = jwk.as_object().ok_or("not an object")?;
-    let s = |name: &str| obj.get(name).and_then(|v| v.as_str());
-    if s("kty") != Some("RSA") {
-        return Err("kty is not RSA");
-    }
-    match obj.get("use") {
-        None => {}
-        Some(v) if v.as_str() == Some("sig") => {}
-        Some(_) => return Err("use is not sig"),
-    }
-    if let Some(ops) = obj.get("key_ops") {
-        let ok = ops.as_array().is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify")));
-        if !ok {
-            return Err("key_ops does not allow verify");
-        }
-    }
-    if PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
-        return Err("private key material published");
-    }
-    let alg = match obj.get("alg") {
-        None => None,
-        Some(v) => Some(v.as_str().and_then(Alg::from_name).ok_or("alg is not RS256/RS384/RS512")?),
-    };
-    let kid = s("kid").filter(|k| !k.is_empty() && k.len() <= 256).ok_or("no usable kid")?;
-    let n = URL_SAFE_NO_PAD.decode(s("n").ok_or("no n")?).map_err(|_| "n is not base64url")?;
-    let e = URL_SAFE_NO_PAD.decode(s("e").ok_or("no e")?).map_err(|_| "e is not base64url")?;
-    let n = strip_leading_zeros(&n);
-    let e = strip_leading_zeros(&e);
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
-    if !(2048..=8192).contains(&bits) {
-        return Err("modulus is not 2048 to 8192 bits");
-    }
-    if n.last().is_none_or(|b| b & 1 == 0) {
-        return Err("modulus is even");
-    }
-    // e must be odd and at least 3; aws-lc limits it to 33 bits.
-    if e.is_empty() || e.len() > 4 || e.last().is_none_or(|b| b & 1 == 0) || (e.len() == 1 && e[0] < 3) {
-        return Err("bad public exponent");
-    }
-    if is_roca_weak(n) {
-        return Err("modulus has the ROCA weakness");
-    }
-    let comps = RsaPublicKeyComponents { n, e };
-    let parse = |p| comps.to_parsed_public_key(p).map_err(|_| "RSA key rejected");
-    Ok(VerifyingKey {
-        kid: kid.into(),
-        alg,
-        rs256: parse(&signature::RSA_PKCS1_2048_8192_SHA256)?,
-        rs384: parse(&signature::RSA_PKCS1_2048_8192_SHA384)?,
-        rs512: parse(&signature::RSA_PKCS1_2048_8192_SHA512)?,
-    })
-}
-
-fn strip_leading_zeros(b: &[u8]) -> &[u8] {
-    let i = b.iter().position(|x| *x != 0).unwrap_or(b.len());
-    &b[i..]
-}
-
-/// The ROCA fingerprint (CVE-2017-15361): moduli made by the vulnerable Infineon library are,
-/// modulo each of these small primes, in the subgroup generated by 65537.
-fn is_roca_weak(n: &[u8]) -> bool {
-    const PRIMES: [u32; 38] = [
-        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131,
-        137, 139, 149, 151, 157, 163, 167,
-    ];
-    PRIMES.iter().all(|&p| {
-        let r = n.iter().fold(0u64, |acc, b| (acc * 256 + u64::from(*b)) % u64::from(p));
-        // Walk the subgroup generated by 65537 mod p.
-        let g = 65537 % u64::from(p);
-        let mut x = 1u64;
-        for _ in 0..p {
-            if x == r {
-                return true;
-            }
-            x = x * g % u64::from(p);
-            if x == 1 {
-                break;
-            }
-        }
-        false
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,15 +446,5 @@ mod tests {
         assert_eq!(max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("public"), None);
         assert_eq!(max_age("max-age=abc"), None);
-    }
-
-    #[test]
-    fn garbage_keys_are_skipped_not_fatal() {
-        let body = br#"{"keys":[{"kty":"EC"},{"kty":"RSA","kid":"x","n":"AQAB","e":"AQAB"},"str",null]}"#;
-        let (keys, skipped) = parse_jwks(body).unwrap();
-        assert!(keys.is_empty());
-        assert_eq!(skipped, 4);
-        assert!(parse_jwks(b"not json").is_err());
-        assert!(parse_jwks(br#"{"keys":{}}"#).is_err());
     }
 }
