@@ -1,29 +1,74 @@
 //! Configuration errors returned by the builders.
 
+/// What is wrong with a configuration, in a form a program can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// A required setting was not given.
+    Missing,
+    /// A setting's value is not acceptable (out of range, not a valid URL, not a key, ...).
+    Invalid,
+    /// Two settings contradict each other: give one or the other.
+    Conflict,
+}
+
 /// A builder was given a configuration that cannot work.
 ///
 /// Returned by every `build()` in this crate; builders never panic and do no network I/O.
+/// [`field`](Self::field) names the builder method to fix, [`kind`](Self::kind) says what is
+/// wrong with it, and [`reason`](Self::reason) says it in words (never a secret).
+///
+/// ```
+/// use altinn_systemuser::{ConfigError, ConfigErrorKind};
+/// use altinn_systemuser::maskinporten::MaskinportenLayer;
+///
+/// let err: ConfigError = MaskinportenLayer::builder().build().unwrap_err();
+/// assert_eq!(err.kind(), ConfigErrorKind::Missing);
+/// assert_eq!(err.field(), "issuer");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {field}: {reason}")]
 pub struct ConfigError {
+    kind: ConfigErrorKind,
     field: &'static str,
     reason: String,
 }
 
 impl ConfigError {
+    /// A setting's value is not acceptable.
     pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::of(ConfigErrorKind::Invalid, field, reason)
+    }
+
+    /// A required setting was not given.
+    pub(crate) fn missing(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::of(ConfigErrorKind::Missing, field, reason)
+    }
+
+    /// Two settings contradict each other.
+    pub(crate) fn conflict(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::of(ConfigErrorKind::Conflict, field, reason)
+    }
+
+    fn of(kind: ConfigErrorKind, field: &'static str, reason: impl Into<String>) -> Self {
         ConfigError {
+            kind,
             field,
             reason: reason.into(),
         }
     }
 
-    /// The builder setting that is wrong.
+    /// What is wrong.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+
+    /// The builder method whose setting is wrong (for example `"issuer"` or `"key_id"`).
     pub fn field(&self) -> &'static str {
         self.field
     }
 
-    /// Why it is wrong.
+    /// Why it is wrong, in words.
     pub fn reason(&self) -> &str {
         &self.reason
     }

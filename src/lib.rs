@@ -19,7 +19,7 @@ pub mod systemuser;
 pub mod test_util;
 
 pub use body::ResponseBody;
-pub use error::ConfigError;
+pub use error::{ConfigError, ConfigErrorKind};
 pub use future::ResponseFuture;
 pub use maskinporten::{MaskinportenLayer, MaskinportenToken};
 pub use org::{IdentifierError, OrgId, OrgNumber, Organisation, Party, PersonId};

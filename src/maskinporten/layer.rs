@@ -99,6 +99,26 @@ impl Default for MaskinportenLayerBuilder {
     }
 }
 
+impl std::fmt::Debug for MaskinportenLayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaskinportenLayerBuilder")
+            .field("issuer", &self.issuer)
+            .field("jwks_uri", &self.jwks_uri)
+            .field("require_scope", &self.all_of)
+            .field("require_any_scope", &self.any_of)
+            .field("allow_any_scope", &self.allow_any_scope)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .field("max_token_lifetime", &self.max_lifetime)
+            .field("algorithms", &self.algorithms)
+            .field("http_client", &self.client.as_ref().map(|_| "<custom>"))
+            .field("jwks", &self.keys)
+            .field("key_store", &self.shared_keys)
+            .field("token_cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl MaskinportenLayerBuilder {
     /// Production Maskinporten (`https://maskinporten.no/`).
     pub fn production(self) -> Self {
@@ -244,14 +264,16 @@ impl MaskinportenLayerBuilder {
 
     /// Checks the configuration and builds the layer. No network I/O.
     pub fn build(self) -> Result<MaskinportenLayer, ConfigError> {
-        let issuer = self.issuer.ok_or_else(|| ConfigError::new("issuer", "not set"))?;
+        let issuer = self
+            .issuer
+            .ok_or_else(|| ConfigError::missing("issuer", "required: production(), test_environment() or issuer(...)"))?;
         let issuer_url = check_url("issuer", &issuer)?;
         if !issuer.ends_with('/') {
             return Err(ConfigError::new("issuer", "must end with '/' (Maskinporten's iss does)"));
         }
         if self.all_of.is_empty() && self.any_of.is_empty() && !self.allow_any_scope {
-            return Err(ConfigError::new(
-                "scope",
+            return Err(ConfigError::missing(
+                "require_scope",
                 "no required scope; call allow_any_scope() if that is meant",
             ));
         }
@@ -260,25 +282,28 @@ impl MaskinportenLayerBuilder {
                 || s.bytes()
                     .any(|b| b == b' ' || b == b'"' || b == b'\\' || !(0x21..0x7f).contains(&b))
             {
-                return Err(ConfigError::new("scope", format!("not a valid scope token: {s:?}")));
+                return Err(ConfigError::new("require_scope", format!("not a valid scope token: {s:?}")));
             }
         }
         if self.leeway > Duration::from_secs(60) {
             return Err(ConfigError::new("leeway", "at most 60 s"));
         }
         if self.algorithms.is_empty() {
-            return Err(ConfigError::new("algorithms", "empty"));
+            return Err(ConfigError::new("algorithms", "at least one algorithm is required"));
         }
-        if self.keys.min_ttl > self.keys.max_ttl || self.keys.min_backoff > self.keys.max_backoff {
-            return Err(ConfigError::new("jwks", "minimum above maximum"));
+        if self.keys.min_ttl > self.keys.max_ttl {
+            return Err(ConfigError::new("jwks_ttl_bounds", "minimum above maximum"));
+        }
+        if self.keys.min_backoff > self.keys.max_backoff {
+            return Err(ConfigError::new("jwks_retry_backoff", "minimum above maximum"));
         }
         if self.keys.fetch_timeout.is_zero() {
-            return Err(ConfigError::new("jwks_timeouts", "zero"));
+            return Err(ConfigError::new("jwks_timeouts", "the total timeout must be more than zero"));
         }
         let keys = match self.shared_keys {
             Some(k) => {
                 if k.issuer() != issuer {
-                    return Err(ConfigError::new("key_store", "belongs to another issuer"));
+                    return Err(ConfigError::conflict("key_store", "belongs to another issuer"));
                 }
                 k
             }
@@ -321,5 +346,59 @@ impl MaskinportenLayerBuilder {
                 responder: self.responder,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ConfigErrorKind;
+
+    fn err(b: MaskinportenLayerBuilder) -> (ConfigErrorKind, &'static str) {
+        let e = b.build().unwrap_err();
+        (e.kind(), e.field())
+    }
+
+    #[test]
+    fn configuration_errors_name_the_builder_method() {
+        let ok = || MaskinportenLayer::builder().issuer("http://127.0.0.1:9/").require_scope("a:b");
+        assert!(ok().build().is_ok());
+        assert_eq!(
+            err(MaskinportenLayer::builder().require_scope("a:b")),
+            (ConfigErrorKind::Missing, "issuer")
+        );
+        assert_eq!(err(ok().issuer("http://example.com/")), (ConfigErrorKind::Invalid, "issuer"));
+        assert_eq!(err(ok().issuer("http://127.0.0.1:9")), (ConfigErrorKind::Invalid, "issuer"));
+        assert_eq!(
+            err(MaskinportenLayer::builder().issuer("http://127.0.0.1:9/")),
+            (ConfigErrorKind::Missing, "require_scope")
+        );
+        assert_eq!(err(ok().require_scope("a b")), (ConfigErrorKind::Invalid, "require_scope"));
+        assert_eq!(err(ok().leeway(Duration::from_secs(61))), (ConfigErrorKind::Invalid, "leeway"));
+        assert_eq!(err(ok().algorithms([])), (ConfigErrorKind::Invalid, "algorithms"));
+        let (s1, s2) = (Duration::from_secs(1), Duration::from_secs(2));
+        assert_eq!(err(ok().jwks_ttl_bounds(s2, s1)), (ConfigErrorKind::Invalid, "jwks_ttl_bounds"));
+        assert_eq!(
+            err(ok().jwks_retry_backoff(s2, s1)),
+            (ConfigErrorKind::Invalid, "jwks_retry_backoff")
+        );
+        assert_eq!(
+            err(ok().jwks_timeouts(s1, Duration::ZERO)),
+            (ConfigErrorKind::Invalid, "jwks_timeouts")
+        );
+        assert_eq!(err(ok().jwks_uri("ftp://127.0.0.1/jwks")), (ConfigErrorKind::Invalid, "jwks_uri"));
+        let other = MaskinportenLayer::builder()
+            .issuer("http://127.0.0.1:8/")
+            .allow_any_scope()
+            .build()
+            .unwrap();
+        assert_eq!(err(ok().key_store(other.keys().clone())), (ConfigErrorKind::Conflict, "key_store"));
+    }
+
+    #[test]
+    fn builder_debug_shows_settings() {
+        let b = MaskinportenLayer::builder().issuer("http://127.0.0.1:9/").require_scope("a:b");
+        let shown = format!("{b:?}");
+        assert!(shown.contains("127.0.0.1:9") && shown.contains("a:b"), "{shown}");
     }
 }
