@@ -1,0 +1,407 @@
+//! [`MaskinportenCredentials`] and its builder, the grant assertion, and the JWT-bearer grant
+//! that turns the assertion into a Maskinporten access token.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderValue;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::signing_key::{KeyRef, SigningKey};
+use super::{AUTHORIZE_SCOPE, bearer};
+use crate::error::{ConfigError, check_url};
+use crate::outbound::{error_label, read_capped};
+use crate::pdp::PdpError;
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// Lifetime of our grant assertion (Maskinporten allows at most 120 s).
+const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
+/// Assumed lifetime of a Maskinporten token without `expires_in`.
+const MASKINPORTEN_TOKEN_LIFETIME: Duration = Duration::from_secs(120);
+
+/// A Maskinporten access token, as the grant returns it: only good for the token exchange,
+/// never a bearer for the PDP. `Debug` never shows the token.
+#[derive(Clone)]
+pub(super) struct MaskinportenAccessToken {
+    /// `Bearer <token>`, marked sensitive.
+    bearer: HeaderValue,
+    expires_at: SystemTime,
+}
+
+impl MaskinportenAccessToken {
+    /// `Bearer <token>`, marked sensitive.
+    pub(super) fn bearer_header(&self) -> HeaderValue {
+        self.bearer.clone()
+    }
+
+    /// When the token expires.
+    pub(super) fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+}
+
+impl fmt::Debug for MaskinportenAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MaskinportenAccessToken")
+            .field("value", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// The API provider's Maskinporten client: what it needs to get a token for the PDP.
+///
+/// Built with [`MaskinportenCredentials::builder`]; given to
+/// [`AltinnPdpBuilder::credentials`](crate::pdp::AltinnPdpBuilder::credentials), which adds the
+/// HTTP client and the Altinn platform to exchange at. `Debug` never shows the key.
+///
+/// ```
+/// # fn key() -> Vec<u8> { Vec::new() }
+/// use altinn_systemuser::pdp::MaskinportenCredentials;
+///
+/// let creds = MaskinportenCredentials::builder()
+///     .issuer("https://test.maskinporten.no/")
+///     .client_id("c9b9a2b1-0b0e-4c83-a6d0-2d2a1d0c3f5e")
+///     .private_key_pem(&key())
+///     .key_id("my-registered-key")
+///     .build();
+/// assert!(creds.is_err()); // the key is empty here
+/// ```
+#[derive(Clone)]
+pub struct MaskinportenCredentials {
+    inner: Arc<CredentialsInner>,
+}
+
+struct CredentialsInner {
+    issuer: String,
+    token_endpoint: url::Url,
+    client_id: String,
+    scope: String,
+    key: SigningKey,
+    key_ref: KeyRef,
+}
+
+#[derive(Serialize)]
+struct AssertionClaims<'a> {
+    aud: &'a str,
+    iss: &'a str,
+    scope: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: String,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl MaskinportenCredentials {
+    /// A builder; `issuer`, `client_id`, a private key and a `key_id` or `certificate_chain`
+    /// are required.
+    pub fn builder() -> MaskinportenCredentialsBuilder {
+        MaskinportenCredentialsBuilder::default()
+    }
+
+    /// The Maskinporten issuer (the assertion's `aud`).
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The token endpoint.
+    pub fn token_endpoint(&self) -> &str {
+        self.inner.token_endpoint.as_str()
+    }
+
+    /// The provider's Maskinporten client id (the assertion's `iss`).
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The scope asked for.
+    pub fn scope(&self) -> &str {
+        &self.inner.scope
+    }
+
+    /// A signed grant assertion, issued at `now`.
+    pub(super) fn assertion(&self, now: SystemTime) -> Result<String, PdpError> {
+        let i = &self.inner;
+        let iat = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let claims = AssertionClaims {
+            aud: &i.issuer,
+            iss: &i.client_id,
+            scope: &i.scope,
+            iat,
+            exp: iat + ASSERTION_LIFETIME.as_secs(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        i.key
+            .sign_jwt(&i.key_ref, &claims)
+            .map_err(|_| PdpError::credentials("the grant assertion could not be signed"))
+    }
+
+    /// The Maskinporten JWT grant: a fresh assertion for a Maskinporten access token.
+    pub(super) async fn grant(&self, http: &reqwest::Client, max_body: usize) -> Result<MaskinportenAccessToken, PdpError> {
+        let now = SystemTime::now();
+        let assertion = self.assertion(now)?;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", JWT_BEARER)
+            .append_pair("assertion", &assertion)
+            .finish();
+        let resp = http
+            .post(self.inner.token_endpoint.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = error_label(&e), "Maskinporten token endpoint unreachable");
+                PdpError::credentials("the Maskinporten token endpoint could not be reached")
+            })?;
+        let status = resp.status();
+        let body = read_capped(resp, max_body)
+            .await
+            .map_err(|_| PdpError::credentials("the Maskinporten token response could not be read"))?;
+        if !status.is_success() {
+            tracing::warn!(
+                status = status.as_u16(),
+                error = oauth_error_code(&body),
+                "Maskinporten refused the grant"
+            );
+            return Err(PdpError::credentials("Maskinporten refused the grant"));
+        }
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|_| PdpError::credentials("the Maskinporten token response is malformed"))?;
+        if parsed.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
+            return Err(PdpError::credentials("Maskinporten issued a token that is not a bearer token"));
+        }
+        let header = match bearer(&parsed.access_token) {
+            Some(header) if !parsed.access_token.is_empty() => header,
+            _ => return Err(PdpError::credentials("the Maskinporten token response is malformed")),
+        };
+        let lifetime = parsed.expires_in.map_or(MASKINPORTEN_TOKEN_LIFETIME, Duration::from_secs);
+        tracing::debug!(expires_in = lifetime.as_secs(), "got a Maskinporten token");
+        Ok(MaskinportenAccessToken {
+            bearer: header,
+            expires_at: now + lifetime,
+        })
+    }
+}
+
+impl fmt::Debug for MaskinportenCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        let mut d = f.debug_struct("MaskinportenCredentials");
+        d.field("issuer", &i.issuer)
+            .field("token_endpoint", &i.token_endpoint.as_str())
+            .field("client_id", &i.client_id)
+            .field("scope", &i.scope)
+            .field("private_key", &"<redacted>");
+        match &i.key_ref {
+            KeyRef::Kid(kid) => d.field("key_id", kid),
+            KeyRef::X5c(chain) => d.field("certificate_chain", &format_args!("{} certificate(s)", chain.len())),
+        };
+        d.finish()
+    }
+}
+
+/// Builds [`MaskinportenCredentials`]. Setters never fail; `build` reports the first problem.
+#[derive(Default)]
+pub struct MaskinportenCredentialsBuilder {
+    issuer: Option<String>,
+    token_endpoint: Option<String>,
+    client_id: Option<String>,
+    key: Option<Result<ParsedKey, ConfigError>>,
+    kid: Option<String>,
+    x5c: Option<Vec<String>>,
+    scope: Option<String>,
+}
+
+struct ParsedKey {
+    key: SigningKey,
+    /// The `kid` of a JWK, used when no `key_id` is given.
+    jwk_kid: Option<String>,
+}
+
+impl MaskinportenCredentialsBuilder {
+    /// The Maskinporten issuer, with its trailing slash: `https://maskinporten.no/` or
+    /// `https://test.maskinporten.no/`. The grant assertion's `aud`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The token endpoint; default `{issuer}token`.
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.token_endpoint = Some(url.into());
+        self
+    }
+
+    /// The provider's Maskinporten client id.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The RSA private key as PEM: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1
+    /// (`BEGIN RSA PRIVATE KEY`), unencrypted.
+    pub fn private_key_pem(mut self, pem: &[u8]) -> Self {
+        self.key = Some(SigningKey::from_pem(pem).map(|key| ParsedKey { key, jwk_kid: None }));
+        self
+    }
+
+    /// The RSA private key as a JWK (`kty` `RSA` with `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`).
+    /// Its `kid`, if any, is used unless [`key_id`](Self::key_id) is set.
+    pub fn private_key_jwk(mut self, jwk: &Value) -> Self {
+        self.key = Some(SigningKey::from_jwk(jwk).map(|key| ParsedKey {
+            key,
+            jwk_kid: jwk.get("kid").and_then(Value::as_str).map(str::to_owned),
+        }));
+        self
+    }
+
+    /// The `kid` under which the public key is registered with Maskinporten.
+    pub fn key_id(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// The enterprise certificate chain (`x5c`: base64 DER, leaf first), instead of a `kid`.
+    pub fn certificate_chain(mut self, chain: Vec<String>) -> Self {
+        self.x5c = Some(chain);
+        self
+    }
+
+    /// The scope to ask for; default `altinn:authorization/authorize`.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Checks the configuration and signs a trial assertion. No network I/O.
+    pub fn build(self) -> Result<MaskinportenCredentials, ConfigError> {
+        let issuer = self.issuer.ok_or_else(|| ConfigError::new("issuer", "required"))?;
+        let parsed = check_url("issuer", &issuer)?;
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(ConfigError::new("issuer", "must not have a query or fragment"));
+        }
+        let issuer = parsed.as_str().to_owned();
+        if !issuer.ends_with('/') {
+            return Err(ConfigError::new(
+                "issuer",
+                "must end with '/', for example https://maskinporten.no/",
+            ));
+        }
+        let token_endpoint = match &self.token_endpoint {
+            Some(url) => check_url("token_endpoint", url)?,
+            None => check_url("token_endpoint", &format!("{issuer}token"))?,
+        };
+        let client_id = self.client_id.ok_or_else(|| ConfigError::new("client_id", "required"))?;
+        if client_id.is_empty() || !client_id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::new("client_id", "must be non-empty visible ASCII"));
+        }
+        let scope = self.scope.unwrap_or_else(|| AUTHORIZE_SCOPE.to_owned());
+        if scope.trim().is_empty() || !scope.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+            return Err(ConfigError::new("scope", "must be non-empty visible ASCII"));
+        }
+        let ParsedKey { key, jwk_kid } = self.key.ok_or_else(|| ConfigError::new("private_key", "required"))??;
+        let key_ref = match (self.kid, self.x5c) {
+            (Some(_), Some(_)) => return Err(ConfigError::new("key_id", "give a key_id or a certificate_chain, not both")),
+            (None, Some(chain)) => {
+                if chain.is_empty() || chain.iter().any(|c| STANDARD.decode(c).map_or(true, |der| der.is_empty())) {
+                    return Err(ConfigError::new("certificate_chain", "must be one or more base64 DER certificates"));
+                }
+                KeyRef::X5c(chain)
+            }
+            (kid, None) => match kid.or(jwk_kid) {
+                Some(kid) if !kid.is_empty() => KeyRef::Kid(kid),
+                _ => return Err(ConfigError::new("key_id", "required (or a certificate_chain)")),
+            },
+        };
+        let creds = MaskinportenCredentials {
+            inner: Arc::new(CredentialsInner {
+                issuer,
+                token_endpoint,
+                client_id,
+                scope,
+                key,
+                key_ref,
+            }),
+        };
+        creds
+            .assertion(SystemTime::now())
+            .map_err(|_| ConfigError::new("private_key", "cannot sign with this key (RSA, 2048 to 8192 bits)"))?;
+        Ok(creds)
+    }
+}
+
+impl fmt::Debug for MaskinportenCredentialsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MaskinportenCredentialsBuilder")
+            .field("issuer", &self.issuer)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field("private_key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("key_id", &self.kid)
+            .field("certificate_chain", &self.x5c.as_ref().map(Vec::len))
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// The OAuth2 `error` code of an error response, if it is a plain token (safe to log).
+fn oauth_error_code(body: &[u8]) -> &'static str {
+    const KNOWN: [&str; 8] = [
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    ];
+    let code = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
+    match code {
+        Some(c) => KNOWN.iter().find(|k| **k == c).copied().unwrap_or("other"),
+        None => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_error_codes_are_sanitised() {
+        assert_eq!(
+            oauth_error_code(br#"{"error":"invalid_grant","error_description":"secret stuff"}"#),
+            "invalid_grant"
+        );
+        assert_eq!(oauth_error_code(br#"{"error":"<script>"}"#), "other");
+        assert_eq!(oauth_error_code(b"oops"), "none");
+    }
+
+    #[test]
+    fn maskinporten_access_token_debug_is_redacted() {
+        let token = MaskinportenAccessToken {
+            bearer: bearer("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln").unwrap(),
+            expires_at: SystemTime::now(),
+        };
+        let shown = format!("{token:?}");
+        assert!(shown.contains("<redacted>") && !shown.contains("eyJ"), "{shown}");
+        assert!(token.bearer_header().is_sensitive());
+    }
+}

@@ -1,0 +1,139 @@
+//! The provider's RSA private key, and the one function that signs a JWT with it.
+//!
+//! The key arrives as PEM (PKCS#8 `BEGIN PRIVATE KEY` or PKCS#1 `BEGIN RSA PRIVATE KEY`; the
+//! armour is decoded by `rustls-pki-types`) or as a private JWK (its members are handed to
+//! aws-lc as components). Either way aws-lc parses and checks the key: RSA, 2048 to 8192 bits,
+//! consistent components. Whatever its origin, [`SigningKey::sign_jwt`] is the only place a JWT
+//! is signed, always RS256 (RSASSA-PKCS1-v1_5 with SHA-256).
+
+use std::fmt;
+
+use aws_lc_rs::error::Unspecified;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeyPairComponents, PublicKeyComponents};
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rustls_pki_types::pem::{PemObject, SectionKind};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::ConfigError;
+
+/// How the verifier finds the public key: a registered key id, or a certificate chain.
+#[derive(Clone, Debug)]
+pub(super) enum KeyRef {
+    /// The JWS header's `kid`.
+    Kid(String),
+    /// The JWS header's `x5c`: base64 DER certificates, leaf first.
+    X5c(Vec<String>),
+}
+
+/// An RSA private key that signs RS256. `Debug` never shows key material.
+pub(super) struct SigningKey {
+    pair: KeyPair,
+}
+
+/// The JOSE header of every JWT we sign.
+#[derive(Serialize)]
+struct Header<'a> {
+    typ: &'static str,
+    alg: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x5c: Option<&'a [String]>,
+}
+
+fn key_error(reason: &'static str) -> ConfigError {
+    ConfigError::new("private_key", reason)
+}
+
+impl SigningKey {
+    /// An unencrypted RSA private key in PEM: PKCS#8 or PKCS#1. The first PEM section must be
+    /// the key.
+    pub(super) fn from_pem(pem: &[u8]) -> Result<SigningKey, ConfigError> {
+        let pair = match <(SectionKind, Vec<u8>)>::from_pem_slice(pem) {
+            Ok((SectionKind::PrivateKey, der)) => KeyPair::from_pkcs8(&der),
+            Ok((SectionKind::RsaPrivateKey, der)) => KeyPair::from_der(&der),
+            _ => return Err(key_error("not an unencrypted RSA private key in PEM (PKCS#8 or PKCS#1)")),
+        };
+        pair.map(|pair| SigningKey { pair })
+            .map_err(|_| key_error("not a usable RSA private key (RSA, 2048 to 8192 bits)"))
+    }
+
+    /// A private RSA JWK (`kty` `RSA` with `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`); its `alg`,
+    /// if present, must be `RS256`.
+    pub(super) fn from_jwk(jwk: &Value) -> Result<SigningKey, ConfigError> {
+        let obj = jwk.as_object().ok_or_else(|| key_error("a JWK is a JSON object"))?;
+        if obj.get("kty").and_then(Value::as_str) != Some("RSA") {
+            return Err(key_error("the JWK is not an RSA key (kty)"));
+        }
+        if obj.get("alg").is_some_and(|alg| alg.as_str() != Some("RS256")) {
+            return Err(key_error("the JWK's alg is not RS256"));
+        }
+        // A big-endian magnitude without leading zeros (aws-lc requires that of `n` and `e`).
+        let member = |name: &str| -> Result<Vec<u8>, ConfigError> {
+            let b64 = obj
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| key_error("the JWK lacks a private RSA member (n, e, d, p, q, dp, dq, qi)"))?;
+            let bytes = URL_SAFE_NO_PAD
+                .decode(b64.trim_end_matches('='))
+                .map_err(|_| key_error("a JWK member is not base64url"))?;
+            match bytes.iter().position(|b| *b != 0) {
+                Some(start) => Ok(bytes[start..].to_vec()),
+                None => Err(key_error("a JWK member is zero")),
+            }
+        };
+        let components = KeyPairComponents {
+            public_key: PublicKeyComponents {
+                n: member("n")?,
+                e: member("e")?,
+            },
+            d: member("d")?,
+            p: member("p")?,
+            q: member("q")?,
+            dP: member("dp")?,
+            dQ: member("dq")?,
+            qInv: member("qi")?,
+        };
+        KeyPair::from_components(&components)
+            .map(|pair| SigningKey { pair })
+            .map_err(|_| key_error("the JWK is not a consistent RSA private key (RSA, 2048 to 8192 bits)"))
+    }
+
+    /// A compact JWS over `claims`: header `{"typ":"JWT","alg":"RS256"}` plus the key reference,
+    /// both parts base64url without padding, signed RS256.
+    pub(super) fn sign_jwt(&self, key_ref: &KeyRef, claims: &impl Serialize) -> Result<String, Unspecified> {
+        let header = Header {
+            typ: "JWT",
+            alg: "RS256",
+            kid: match key_ref {
+                KeyRef::Kid(kid) => Some(kid),
+                KeyRef::X5c(_) => None,
+            },
+            x5c: match key_ref {
+                KeyRef::Kid(_) => None,
+                KeyRef::X5c(chain) => Some(chain),
+            },
+        };
+        let mut jwt = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|_| Unspecified)?);
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims).map_err(|_| Unspecified)?, &mut jwt);
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), jwt.as_bytes(), &mut signature)?;
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut jwt);
+        Ok(jwt)
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("bits", &(self.pair.public_modulus_len() * 8))
+            .finish_non_exhaustive()
+    }
+}
