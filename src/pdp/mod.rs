@@ -269,6 +269,7 @@ impl fmt::Debug for AltinnPdp {
 }
 
 /// Builds an [`AltinnPdp`]. Setters never fail; [`build`](Self::build) checks everything once.
+#[must_use]
 pub struct AltinnPdpBuilder {
     environment: Option<AltinnEnvironment>,
     platform_url: Option<String>,
@@ -385,7 +386,7 @@ impl AltinnPdpBuilder {
         let platform = match (&self.platform_url, self.environment) {
             (Some(url), _) => url.clone(),
             (None, Some(env)) => env.platform_url().to_owned(),
-            (None, None) => return Err(ConfigError::new("platform_url", "required (or an environment)")),
+            (None, None) => return Err(ConfigError::missing("platform_url", "required (or an environment)")),
         };
         let platform = check_url("platform_url", &platform)?;
         if platform.query().is_some() || platform.fragment().is_some() {
@@ -427,7 +428,7 @@ impl AltinnPdpBuilder {
                 .map_err(|_| ConfigError::new("http_client", "the default HTTP client could not be built"))?,
         };
         let tokens: Arc<dyn AltinnTokenSource> = match (self.credentials, self.token_source) {
-            (Some(_), Some(_)) => return Err(ConfigError::new("credentials", "give credentials or a token source, not both")),
+            (Some(_), Some(_)) => return Err(ConfigError::conflict("credentials", "give credentials or a token source, not both")),
             (Some(creds), None) => Arc::new(MaskinportenTokenSource::new(
                 creds,
                 http.clone(),
@@ -435,7 +436,7 @@ impl AltinnPdpBuilder {
                 self.max_response_bytes,
             )),
             (None, Some(source)) => source,
-            (None, None) => return Err(ConfigError::new("credentials", "required (or a token source)")),
+            (None, None) => return Err(ConfigError::missing("credentials", "required (or a token source)")),
         };
         Ok(AltinnPdp {
             inner: Arc::new(Inner {

@@ -215,13 +215,17 @@ impl fmt::Debug for MaskinportenCredentials {
     }
 }
 
-/// Builds [`MaskinportenCredentials`]. Setters never fail; `build` reports the first problem.
+/// Builds [`MaskinportenCredentials`]. Setters never fail; `build` reports the first problem
+/// (a key that could not be read stays an error even if another key is given later).
 #[derive(Default)]
+#[must_use]
 pub struct MaskinportenCredentialsBuilder {
     issuer: Option<String>,
     token_endpoint: Option<String>,
     client_id: Option<String>,
-    key: Option<Result<ParsedKey, ConfigError>>,
+    key: Option<ParsedKey>,
+    /// The first setter error (a key that could not be read); never erased by a later setter.
+    error: Option<ConfigError>,
     kid: Option<String>,
     x5c: Option<Vec<String>>,
     scope: Option<String>,
@@ -231,6 +235,8 @@ struct ParsedKey {
     key: SigningKey,
     /// The `kid` of a JWK, used when no `key_id` is given.
     jwk_kid: Option<String>,
+    /// The builder method that gave the key.
+    field: &'static str,
 }
 
 impl MaskinportenCredentialsBuilder {
@@ -256,18 +262,23 @@ impl MaskinportenCredentialsBuilder {
     /// The RSA private key as PEM: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1
     /// (`BEGIN RSA PRIVATE KEY`), unencrypted.
     pub fn private_key_pem(mut self, pem: &[u8]) -> Self {
-        self.key = Some(SigningKey::from_pem(pem).map(|key| ParsedKey { key, jwk_kid: None }));
-        self
+        let key = SigningKey::from_pem(pem).map(|key| ParsedKey {
+            key,
+            jwk_kid: None,
+            field: "private_key_pem",
+        });
+        self.set_key(key)
     }
 
     /// The RSA private key as a JWK (`kty` `RSA` with `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`).
     /// Its `kid`, if any, is used unless [`key_id`](Self::key_id) is set.
     pub fn private_key_jwk(mut self, jwk: &Value) -> Self {
-        self.key = Some(SigningKey::from_jwk(jwk).map(|key| ParsedKey {
+        let key = SigningKey::from_jwk(jwk).map(|key| ParsedKey {
             key,
             jwk_kid: jwk.get("kid").and_then(Value::as_str).map(str::to_owned),
-        }));
-        self
+            field: "private_key_jwk",
+        });
+        self.set_key(key)
     }
 
     /// The `kid` under which the public key is registered with Maskinporten.
@@ -288,9 +299,22 @@ impl MaskinportenCredentialsBuilder {
         self
     }
 
+    fn set_key(mut self, key: Result<ParsedKey, ConfigError>) -> Self {
+        match key {
+            Ok(key) => self.key = Some(key),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
     /// Checks the configuration and signs a trial assertion. No network I/O.
     pub fn build(self) -> Result<MaskinportenCredentials, ConfigError> {
-        let issuer = self.issuer.ok_or_else(|| ConfigError::new("issuer", "required"))?;
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let issuer = self.issuer.ok_or_else(|| ConfigError::missing("issuer", "required"))?;
         let parsed = check_url("issuer", &issuer)?;
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(ConfigError::new("issuer", "must not have a query or fragment"));
@@ -306,7 +330,7 @@ impl MaskinportenCredentialsBuilder {
             Some(url) => check_url("token_endpoint", url)?,
             None => check_url("token_endpoint", &format!("{issuer}token"))?,
         };
-        let client_id = self.client_id.ok_or_else(|| ConfigError::new("client_id", "required"))?;
+        let client_id = self.client_id.ok_or_else(|| ConfigError::missing("client_id", "required"))?;
         if client_id.is_empty() || !client_id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ConfigError::new("client_id", "must be non-empty visible ASCII"));
         }
@@ -314,9 +338,11 @@ impl MaskinportenCredentialsBuilder {
         if scope.trim().is_empty() || !scope.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
             return Err(ConfigError::new("scope", "must be non-empty visible ASCII"));
         }
-        let ParsedKey { key, jwk_kid } = self.key.ok_or_else(|| ConfigError::new("private_key", "required"))??;
+        let ParsedKey { key, jwk_kid, field } = self
+            .key
+            .ok_or_else(|| ConfigError::missing("private_key_pem", "a private key is required (private_key_pem or private_key_jwk)"))?;
         let key_ref = match (self.kid, self.x5c) {
-            (Some(_), Some(_)) => return Err(ConfigError::new("key_id", "give a key_id or a certificate_chain, not both")),
+            (Some(_), Some(_)) => return Err(ConfigError::conflict("key_id", "give a key_id or a certificate_chain, not both")),
             (None, Some(chain)) => {
                 if chain.is_empty() || chain.iter().any(|c| STANDARD.decode(c).map_or(true, |der| der.is_empty())) {
                     return Err(ConfigError::new("certificate_chain", "must be one or more base64 DER certificates"));
@@ -325,7 +351,7 @@ impl MaskinportenCredentialsBuilder {
             }
             (kid, None) => match kid.or(jwk_kid) {
                 Some(kid) if !kid.is_empty() => KeyRef::Kid(kid),
-                _ => return Err(ConfigError::new("key_id", "required (or a certificate_chain)")),
+                _ => return Err(ConfigError::missing("key_id", "required (or a certificate_chain)")),
             },
         };
         let creds = MaskinportenCredentials {
@@ -340,7 +366,7 @@ impl MaskinportenCredentialsBuilder {
         };
         creds
             .assertion(SystemTime::now())
-            .map_err(|_| ConfigError::new("private_key", "cannot sign with this key (RSA, 2048 to 8192 bits)"))?;
+            .map_err(|_| ConfigError::new(field, "cannot sign with this key (RSA, 2048 to 8192 bits)"))?;
         Ok(creds)
     }
 }
@@ -352,6 +378,7 @@ impl fmt::Debug for MaskinportenCredentialsBuilder {
             .field("token_endpoint", &self.token_endpoint)
             .field("client_id", &self.client_id)
             .field("private_key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("error", &self.error)
             .field("key_id", &self.kid)
             .field("certificate_chain", &self.x5c.as_ref().map(Vec::len))
             .field("scope", &self.scope)

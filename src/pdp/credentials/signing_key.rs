@@ -45,8 +45,12 @@ struct Header<'a> {
     x5c: Option<&'a [String]>,
 }
 
-fn key_error(reason: &'static str) -> ConfigError {
-    ConfigError::new("private_key", reason)
+fn pem_error(reason: &'static str) -> ConfigError {
+    ConfigError::new("private_key_pem", reason)
+}
+
+fn jwk_error(reason: &'static str) -> ConfigError {
+    ConfigError::new("private_key_jwk", reason)
 }
 
 impl SigningKey {
@@ -56,34 +60,34 @@ impl SigningKey {
         let pair = match <(SectionKind, Vec<u8>)>::from_pem_slice(pem) {
             Ok((SectionKind::PrivateKey, der)) => KeyPair::from_pkcs8(&der),
             Ok((SectionKind::RsaPrivateKey, der)) => KeyPair::from_der(&der),
-            _ => return Err(key_error("not an unencrypted RSA private key in PEM (PKCS#8 or PKCS#1)")),
+            _ => return Err(pem_error("not an unencrypted RSA private key in PEM (PKCS#8 or PKCS#1)")),
         };
         pair.map(|pair| SigningKey { pair })
-            .map_err(|_| key_error("not a usable RSA private key (RSA, 2048 to 8192 bits)"))
+            .map_err(|_| pem_error("not a usable RSA private key (RSA, 2048 to 8192 bits)"))
     }
 
     /// A private RSA JWK (`kty` `RSA` with `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`); its `alg`,
     /// if present, must be `RS256`.
     pub(super) fn from_jwk(jwk: &Value) -> Result<SigningKey, ConfigError> {
-        let obj = jwk.as_object().ok_or_else(|| key_error("a JWK is a JSON object"))?;
+        let obj = jwk.as_object().ok_or_else(|| jwk_error("a JWK is a JSON object"))?;
         if obj.get("kty").and_then(Value::as_str) != Some("RSA") {
-            return Err(key_error("the JWK is not an RSA key (kty)"));
+            return Err(jwk_error("the JWK is not an RSA key (kty)"));
         }
         if obj.get("alg").is_some_and(|alg| alg.as_str() != Some("RS256")) {
-            return Err(key_error("the JWK's alg is not RS256"));
+            return Err(jwk_error("the JWK's alg is not RS256"));
         }
         // A big-endian magnitude without leading zeros (aws-lc requires that of `n` and `e`).
         let member = |name: &str| -> Result<Vec<u8>, ConfigError> {
             let b64 = obj
                 .get(name)
                 .and_then(Value::as_str)
-                .ok_or_else(|| key_error("the JWK lacks a private RSA member (n, e, d, p, q, dp, dq, qi)"))?;
+                .ok_or_else(|| jwk_error("the JWK lacks a private RSA member (n, e, d, p, q, dp, dq, qi)"))?;
             let bytes = URL_SAFE_NO_PAD
                 .decode(b64.trim_end_matches('='))
-                .map_err(|_| key_error("a JWK member is not base64url"))?;
+                .map_err(|_| jwk_error("a JWK member is not base64url"))?;
             match bytes.iter().position(|b| *b != 0) {
                 Some(start) => Ok(bytes[start..].to_vec()),
-                None => Err(key_error("a JWK member is zero")),
+                None => Err(jwk_error("a JWK member is zero")),
             }
         };
         let components = KeyPairComponents {
@@ -100,7 +104,7 @@ impl SigningKey {
         };
         KeyPair::from_components(&components)
             .map(|pair| SigningKey { pair })
-            .map_err(|_| key_error("the JWK is not a consistent RSA private key (RSA, 2048 to 8192 bits)"))
+            .map_err(|_| jwk_error("the JWK is not a consistent RSA private key (RSA, 2048 to 8192 bits)"))
     }
 
     /// A compact JWS over `claims`: header `{"typ":"JWT","alg":"RS256"}` plus the key reference,

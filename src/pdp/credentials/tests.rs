@@ -217,8 +217,8 @@ fn configuration_errors() {
         "client_id"
     );
     assert_eq!(field(builder().scope("").private_key_pem(&key).key_id("k")), "scope");
-    assert_eq!(field(builder().key_id("k")), "private_key");
-    assert_eq!(field(builder().private_key_pem(b"not a pem").key_id("k")), "private_key");
+    assert_eq!(field(builder().key_id("k")), "private_key_pem");
+    assert_eq!(field(builder().private_key_pem(b"not a pem").key_id("k")), "private_key_pem");
     assert_eq!(field(builder().private_key_pem(&key)), "key_id");
     assert_eq!(
         field(
@@ -239,17 +239,17 @@ fn configuration_errors() {
     );
     // A public key, or an EC key, is not a signing key.
     let public = pem("PUBLIC KEY", b"\x30\x03\x02\x01\x00");
-    assert_eq!(field(builder().private_key_pem(&public).key_id("k")), "private_key");
+    assert_eq!(field(builder().private_key_pem(&public).key_id("k")), "private_key_pem");
     let ec = pem("EC PRIVATE KEY", b"\x30\x03\x02\x01\x01");
-    assert_eq!(field(builder().private_key_pem(&ec).key_id("k")), "private_key");
+    assert_eq!(field(builder().private_key_pem(&ec).key_id("k")), "private_key_pem");
     // The PEM label decides the format: PKCS#1 under a PKCS#8 label (and the reverse) is refused.
     let (pkcs8, pkcs1) = test_key();
     for mislabelled in [pem("PRIVATE KEY", pkcs1), pem("RSA PRIVATE KEY", pkcs8)] {
-        assert_eq!(field(builder().private_key_pem(&mislabelled).key_id("k")), "private_key");
+        assert_eq!(field(builder().private_key_pem(&mislabelled).key_id("k")), "private_key_pem");
     }
     // The key must be the first PEM section, as it always had to be.
     let cert_first = [pem("CERTIFICATE", b"\x30\x03\x02\x01\x00"), pkcs8_pem()].concat();
-    assert_eq!(field(builder().private_key_pem(&cert_first).key_id("k")), "private_key");
+    assert_eq!(field(builder().private_key_pem(&cert_first).key_id("k")), "private_key_pem");
     let (jwk, _, _) = jwk();
     for broken in [
         serde_json::json!("x"),
@@ -275,8 +275,60 @@ fn configuration_errors() {
             j
         },
     ] {
-        assert_eq!(field(builder().private_key_jwk(&broken).key_id("k")), "private_key", "{broken}");
+        assert_eq!(field(builder().private_key_jwk(&broken).key_id("k")), "private_key_jwk", "{broken}");
     }
+}
+
+#[test]
+fn a_later_setter_never_erases_an_earlier_error() {
+    let (jwk, _, _) = jwk();
+    // A key that could not be read stays an error, whatever key is given after it.
+    let e = builder()
+        .private_key_pem(b"not a pem")
+        .private_key_jwk(&jwk)
+        .key_id("k")
+        .build()
+        .unwrap_err();
+    assert_eq!((e.kind(), e.field()), (crate::ConfigErrorKind::Invalid, "private_key_pem"));
+    let e = builder()
+        .private_key_jwk(&serde_json::json!({"kty": "EC"}))
+        .private_key_pem(&pkcs8_pem())
+        .key_id("k")
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field(), "private_key_jwk");
+    // Both good: the later one is used.
+    let creds = builder().private_key_pem(&pkcs8_pem()).private_key_jwk(&jwk).build().unwrap();
+    assert_eq!(verify(&creds).0.kid.as_deref(), Some("jwk-kid"));
+}
+
+#[test]
+fn configuration_error_kinds() {
+    use crate::ConfigErrorKind::{Conflict, Missing};
+    let kind = |b: MaskinportenCredentialsBuilder| {
+        let e = b.build().unwrap_err();
+        (e.kind(), e.field())
+    };
+    assert_eq!(kind(builder().key_id("k")), (Missing, "private_key_pem"));
+    assert_eq!(kind(builder().private_key_pem(&pkcs8_pem())), (Missing, "key_id"));
+    assert_eq!(
+        kind(
+            MaskinportenCredentials::builder()
+                .client_id("c")
+                .private_key_pem(&pkcs8_pem())
+                .key_id("k")
+        ),
+        (Missing, "issuer")
+    );
+    assert_eq!(
+        kind(
+            builder()
+                .private_key_pem(&pkcs8_pem())
+                .key_id("k")
+                .certificate_chain(vec![STANDARD.encode(b"x")])
+        ),
+        (Conflict, "key_id")
+    );
 }
 
 #[test]
