@@ -261,7 +261,7 @@ impl MaskinportenCredentialsBuilder {
 
     /// The RSA private key as PEM: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1
     /// (`BEGIN RSA PRIVATE KEY`), unencrypted.
-    pub fn private_key_pem(mut self, pem: &[u8]) -> Self {
+    pub fn private_key_pem(self, pem: &[u8]) -> Self {
         let key = SigningKey::from_pem(pem).map(|key| ParsedKey {
             key,
             jwk_kid: None,
@@ -272,7 +272,7 @@ impl MaskinportenCredentialsBuilder {
 
     /// The RSA private key as a JWK (`kty` `RSA` with `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`).
     /// Its `kid`, if any, is used unless [`key_id`](Self::key_id) is set.
-    pub fn private_key_jwk(mut self, jwk: &Value) -> Self {
+    pub fn private_key_jwk(self, jwk: &Value) -> Self {
         let key = SigningKey::from_jwk(jwk).map(|key| ParsedKey {
             key,
             jwk_kid: jwk.get("kid").and_then(Value::as_str).map(str::to_owned),
