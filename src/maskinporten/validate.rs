@@ -251,7 +251,7 @@ pub(crate) fn now_unix() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -266,7 +266,8 @@ mod tests {
         assert!(!is_b64url("abc\u{e9}"));
     }
 
-    fn v() -> Validator {
+    /// The default validator for `https://test.maskinporten.no/`, for unit tests.
+    pub(crate) fn v() -> Validator {
         Validator {
             issuer: "https://test.maskinporten.no/".into(),
             audience: AudiencePolicy::Unrestricted,

@@ -7,23 +7,13 @@
 
 use super::algorithm::Algorithm;
 use super::jwk::{parse_jwk, parse_jwks};
-use super::validate::{AudiencePolicy, Validator, check_signature};
+use super::validate::check_signature;
+use super::validate::tests::v;
 use serde_json::Value;
 
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/data/vectors/wycheproof/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap()
-}
-
-fn validator() -> Validator {
-    Validator {
-        issuer: "https://test.maskinporten.no/".into(),
-        audience: AudiencePolicy::Unrestricted,
-        leeway_secs: 10,
-        max_lifetime_secs: None,
-        algorithms: Validator::allowed_bits(&[Algorithm::RS256, Algorithm::RS384, Algorithm::RS512]),
-        max_token_bytes: 8192,
-    }
 }
 
 /// The public half of a JWK as a key set would publish it.
@@ -40,7 +30,7 @@ fn public_part(key: &Value) -> Value {
 /// Whether our pipeline accepts `jws` signed by the key(s) in `key`: header rules, key
 /// filtering, then the signature.
 fn accepts(jws: &str, key: &Value) -> bool {
-    let v = validator();
+    let v = v();
     let Ok(t) = v.parse(jws) else { return false };
     let mut jwk = public_part(key);
     // Vectors whose key has no kid: the key is meant for the token, so give it the token's.
@@ -169,6 +159,6 @@ fn one_bad_key_does_not_spoil_the_set() {
     assert!(usable.contains_key("kid-rsa-sign"));
     assert!(skipped >= 3, "{skipped}");
     let jws = good_group["tests"][0]["jws"].as_str().unwrap();
-    let t = validator().parse(jws).unwrap();
+    let t = v().parse(jws).unwrap();
     assert!(check_signature(&t, &usable["kid-rsa-sign"]).is_ok());
 }
