@@ -36,7 +36,7 @@ fn main() {
     let calls = altinn.pdp_request_count();
     let mut map: HashMap<(Uuid, Action, ResourceId, Party), Decision> = HashMap::new();
     for r in &all {
-        map.insert((r.subject, r.action.clone(), r.resource.clone(), r.party), Decision::Permit);
+        map.insert((r.subject(), r.action().clone(), r.resource().clone(), r.party()), Decision::Permit);
     }
     let (pdp, map, all) = (&pdp, &map, &all);
 
@@ -45,7 +45,10 @@ fn main() {
             &rt,
             iters,
             |i| &all[(i * 7919 % ENTRIES) as usize],
-            |r| async move { map.get(&(r.subject, r.action.clone(), r.resource.clone(), r.party)).copied() },
+            |r| async move {
+                map.get(&(r.subject(), r.action().clone(), r.resource().clone(), r.party()))
+                    .copied()
+            },
         )
     };
     let mut ours = |iters: u64| {
@@ -62,7 +65,10 @@ fn main() {
         common::timed(
             iters,
             |i| &all[(i * 7919 % ENTRIES) as usize],
-            |r| map.get(&(r.subject, r.action.clone(), r.resource.clone(), r.party)).copied(),
+            |r| {
+                map.get(&(r.subject(), r.action().clone(), r.resource().clone(), r.party()))
+                    .copied()
+            },
         )
     };
     let mut ours_sync = |iters: u64| common::timed(iters, |i| &all[(i * 7919 % ENTRIES) as usize], |r| pdp.cached_decision(r));

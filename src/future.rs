@@ -10,6 +10,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tower_service::Service;
 
+/// Polling a future again after it returned `Ready` breaks the `Future` contract; like tower-http,
+/// we say so instead of making up a response.
+const POLLED_AFTER_COMPLETION: &str = "ResponseFuture polled after completion";
+
 /// An asynchronous check: hands the request back (with what it verified in the extensions), or
 /// the rejection response.
 pub(crate) type Check<ReqBody> = BoxFuture<'static, Result<Request<ReqBody>, Response<Bytes>>>;
@@ -20,6 +24,10 @@ pin_project! {
     ///
     /// Either the inner service's future, a rejection that is ready, or a check that has to wait
     /// (for signing keys or the PDP) before the inner service is called.
+    ///
+    /// # Panics
+    ///
+    /// When polled again after it has completed (as tower-http's futures do).
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
@@ -85,18 +93,13 @@ where
                     return Poll::Ready(Ok(res.map(ResponseBody::inner)));
                 }
                 StateProj::Rejected { res } => {
-                    let res = res.take().unwrap_or_else(internal_error);
+                    let res = res.take().expect(POLLED_AFTER_COMPLETION);
                     return Poll::Ready(Ok(res.map(ResponseBody::rejection)));
                 }
                 StateProj::Checking { check, inner } => match ready!(check.as_mut().poll(cx)) {
                     Ok(req) => {
-                        let Some(mut svc) = inner.take() else {
-                            let next = State::Rejected {
-                                res: Some(internal_error()),
-                            };
-                            self.as_mut().project().state.set(next);
-                            continue;
-                        };
+                        // Only gone if `call` panicked and the future is polled again.
+                        let mut svc = inner.take().expect(POLLED_AFTER_COMPLETION);
                         let fut = svc.call(req);
                         self.as_mut().project().state.set(State::Calling { fut });
                     }
@@ -109,7 +112,40 @@ where
     }
 }
 
-/// Only reached if a future is polled after completion.
-fn internal_error() -> Response<Bytes> {
-    crate::reject::Rejection::new(crate::reject::RejectionKind::LayerMissing).http_response()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use std::task::Waker;
+
+    /// An inner service a rejected request never reaches.
+    #[derive(Clone)]
+    struct Unreached;
+
+    impl Service<Request<()>> for Unreached {
+        type Response = Response<http_body_util::Empty<Bytes>>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            unreachable!("a rejected request reached the inner service")
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "ResponseFuture polled after completion")]
+    fn polling_after_completion_panics() {
+        let res = Response::new(Bytes::from_static(b"{}"));
+        let mut fut = std::pin::pin!(ResponseFuture::<Unreached, ()>::rejected(res));
+        let mut cx = Context::from_waker(Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(res)) => assert!(format!("{:?}", res.body()).contains("Rejection")),
+            other => panic!("not answered at once: {:?}", other.map(|r| r.map(|_| ()))),
+        }
+        let _ = fut.as_mut().poll(&mut cx);
+    }
 }

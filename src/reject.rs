@@ -4,90 +4,76 @@
 //! the RFC 6750 `WWW-Authenticate` challenge, the RFC 9457 problem `type`, and the gRPC status,
 //! so HTTP and gRPC clients are always told the same thing.
 //!
-//! | kind | HTTP | challenge `error=` | gRPC |
-//! |---|---|---|---|
-//! | `MissingToken` | 401 | (none: bare `Bearer`) | 16 `UNAUTHENTICATED` |
-//! | `MalformedAuthorization` | 400 | `invalid_request` | 16 `UNAUTHENTICATED` |
-//! | token rejected (`MalformedToken` … `InvalidSystemUser`) | 401 | `invalid_token` | 16 `UNAUTHENTICATED` |
-//! | `InsufficientScope` | 403 | `insufficient_scope` + `scope=` | 7 `PERMISSION_DENIED` |
-//! | `KeysUnavailable` | 503 + `Retry-After` | | 14 `UNAVAILABLE` |
-//! | `NotASystemUser` | 403 | | 7 `PERMISSION_DENIED` |
-//! | `InvalidParty`, `InvalidTarget` | 400 | | 3 `INVALID_ARGUMENT` |
-//! | `Denied`, `NotApplicable`, `Indeterminate`, `ObligationNotMet` | 403 | | 7 `PERMISSION_DENIED` |
-//! | `PdpUnavailable` | 503 + `Retry-After` | | 14 `UNAVAILABLE` |
-//! | `LayerMissing` (server misconfiguration) | 500 | | 13 `INTERNAL` |
+//! | kind | HTTP | challenge `error=` | gRPC | problem `type` slug |
+//! |---|---|---|---|---|
+//! | `MissingToken` | 401 | (none: bare `Bearer`) | 16 `UNAUTHENTICATED` | `missing-token` |
+//! | `MalformedAuthorization` | 400 | `invalid_request` | 16 `UNAUTHENTICATED` | `malformed-authorization` |
+//! | `MalformedToken` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `malformed-token` |
+//! | `UnsupportedAlgorithm` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `unsupported-algorithm` |
+//! | `UnsupportedTokenHeader` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `unsupported-token-header` |
+//! | `UnknownSigningKey` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `unknown-signing-key` |
+//! | `InvalidSignature` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `invalid-signature` |
+//! | `WrongIssuer` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `wrong-issuer` |
+//! | `TokenExpired` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `token-expired` |
+//! | `TokenNotYetValid` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `token-not-yet-valid` |
+//! | `WrongAudience` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `wrong-audience` |
+//! | `TokenLifetimeTooLong` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `token-lifetime-too-long` |
+//! | `InvalidClaims` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `invalid-claims` |
+//! | `InvalidSystemUser` | 401 | `invalid_token` | 16 `UNAUTHENTICATED` | `invalid-system-user` |
+//! | `InsufficientScope` | 403 | `insufficient_scope` + `scope=` | 7 `PERMISSION_DENIED` | `insufficient-scope` |
+//! | `KeysUnavailable` | 503 + `Retry-After` | | 14 `UNAVAILABLE` | `keys-unavailable` |
+//! | `LayerMissing` (server misconfiguration) | 500 | | 13 `INTERNAL` | `server-misconfigured` |
+//! | `NotASystemUser` | 403 | | 7 `PERMISSION_DENIED` | `not-a-system-user` |
+//! | `InvalidParty` | 400 | | 3 `INVALID_ARGUMENT` | `invalid-party` |
+//! | `InvalidTarget` | 400 | | 3 `INVALID_ARGUMENT` | `invalid-target` |
+//! | `Denied` | 403 | | 7 `PERMISSION_DENIED` | `access-denied` |
+//! | `NotApplicable` | 403 | | 7 `PERMISSION_DENIED` | `access-not-granted` |
+//! | `Indeterminate` | 403 | | 7 `PERMISSION_DENIED` | `access-indeterminate` |
+//! | `ObligationNotMet` | 403 | | 7 `PERMISSION_DENIED` | `obligation-not-met` |
+//! | `PdpUnavailable` | 503 + `Retry-After` | | 14 `UNAVAILABLE` | `authorization-unavailable` |
 //!
-//! The body is `application/problem+json` with `type`, `title`, `status` and `detail`; the
-//! `type` is stable (`urn:altinn-systemuser:problem:<slug>`). Nothing from the token, the JWKS or
-//! the PDP's answer is ever echoed. A gRPC request (`content-type: application/grpc…`) gets a
+//! The gRPC code follows from the HTTP answer: a refused credential (401, or 400 with an RFC 6750
+//! challenge) is `UNAUTHENTICATED`, any other 400 `INVALID_ARGUMENT`, 403 `PERMISSION_DENIED`,
+//! 503 `UNAVAILABLE` and 500 `INTERNAL`. [`RejectionKind::ALL`] lists every kind.
+//!
+//! The body is `application/problem+json` with `type`, `title` and `status`; the `type` is
+//! stable (`urn:altinn-systemuser:problem:<slug>`). Nothing from the token, the JWKS or the
+//! PDP's answer is ever echoed. A gRPC request (`content-type: application/grpc…`) gets a
 //! trailers-only response: HTTP 200 with `grpc-status` and `grpc-message` headers.
 //!
 //! The [`Rejection`] is also put in the response's extensions, so an outer layer (metrics,
 //! logging) can see why; and the response can be replaced with a [`RejectionResponder`].
+//!
+//! ```
+//! use altinn_systemuser::reject::{Rejection, RejectionKind};
+//! use http::HeaderMap;
+//!
+//! let rejection = Rejection::new(RejectionKind::TokenExpired);
+//! let res = rejection.to_response(&HeaderMap::new());
+//! assert_eq!(res.status(), 401);
+//! assert_eq!(
+//!     res.headers()["www-authenticate"],
+//!     r#"Bearer error="invalid_token", error_description="The token has expired""#
+//! );
+//! let problem: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+//! assert_eq!(problem["type"], "urn:altinn-systemuser:problem:token-expired");
+//! assert_eq!(problem["status"], 401);
+//!
+//! // A gRPC client is told the same thing, as a gRPC status.
+//! let mut grpc = HeaderMap::new();
+//! grpc.insert("content-type", "application/grpc".parse().unwrap());
+//! let res = rejection.to_response(&grpc);
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(res.headers()["grpc-status"], "16"); // UNAUTHENTICATED
+//! assert_eq!(res.headers()["grpc-message"], "The token has expired");
+//! ```
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, Response, StatusCode};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Why a request was refused. Stable: match on it, log it, count it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RejectionKind {
-    /// No `Authorization` header, or one with another scheme than `Bearer`.
-    MissingToken,
-    /// More than one `Authorization` header, or one that is not visible ASCII or has no token.
-    MalformedAuthorization,
-    /// Not a compact JWS (three base64url parts of JSON), or larger than the size cap.
-    MalformedToken,
-    /// The header's `alg` is not in the allow-list.
-    UnsupportedAlgorithm,
-    /// The JWS header is not acceptable: no `kid`, a forbidden member (`jku`, `jwk`, `x5u`,
-    /// `x5c`, `crit`, `cty`, `enc`, `zip`) or a `typ` other than `JWT`/`at+jwt`.
-    UnsupportedTokenHeader,
-    /// The `kid` is not in the issuer's key set, even after a refresh.
-    UnknownSigningKey,
-    /// The signature does not verify.
-    InvalidSignature,
-    /// `iss` is not the configured issuer.
-    WrongIssuer,
-    /// `exp` is in the past (beyond the leeway).
-    TokenExpired,
-    /// `nbf` or `iat` is in the future (beyond the leeway).
-    TokenNotYetValid,
-    /// `aud` does not match the audience policy.
-    WrongAudience,
-    /// `exp - iat` exceeds the configured maximum lifetime.
-    TokenLifetimeTooLong,
-    /// A required claim is missing or has the wrong type, a claim is repeated, or `token_type`
-    /// is not `Bearer`.
-    InvalidClaims,
-    /// The token carries a `urn:altinn:systemuser` entry that is malformed.
-    InvalidSystemUser,
-    /// The token lacks a scope the route requires.
-    InsufficientScope,
-    /// No signing keys could be had from the issuer; try again later.
-    KeysUnavailable,
-    /// The system-user layer ran without the Maskinporten layer in front of it.
-    LayerMissing,
-    /// A valid token that does not carry a system user.
-    NotASystemUser,
-    /// The party named by the request is not a valid organisation number or person identifier.
-    InvalidParty,
-    /// The resource or action computed for the request is not valid.
-    InvalidTarget,
-    /// The PDP answered `Deny`.
-    Denied,
-    /// The PDP answered `NotApplicable`: no rule grants the system user this access.
-    NotApplicable,
-    /// The PDP answered `Indeterminate`, a status other than ok, or a decision we do not know.
-    Indeterminate,
-    /// The PDP permitted with an obligation we do not understand or cannot meet.
-    ObligationNotMet,
-    /// The PDP could not be asked or gave no usable answer; try again later.
-    PdpUnavailable,
-}
 
 /// The gRPC status codes the layers use.
 mod grpc {
@@ -98,201 +84,202 @@ mod grpc {
     pub const UNAUTHENTICATED: u8 = 16;
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The RFC 6750 `WWW-Authenticate` challenge of an HTTP refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Challenge {
+    /// No challenge: the credential is not the problem.
     None,
+    /// `Bearer`: no credential was given.
     Bare,
+    /// `Bearer error="invalid_request", error_description="<title>"`.
     InvalidRequest,
+    /// `Bearer error="invalid_token", error_description="<title>"`.
     InvalidToken,
+    /// `Bearer error="insufficient_scope"`, with `scope="<required>"` when known.
     InsufficientScope,
 }
 
+/// One row of the table.
+#[derive(Clone, Copy)]
 struct Row {
     status: StatusCode,
     challenge: Challenge,
     grpc: u8,
-    slug: &'static str,
+    problem_type: &'static str,
     title: &'static str,
 }
 
-impl RejectionKind {
-    fn row(self) -> Row {
-        use Challenge as C;
-        use RejectionKind as K;
-        let (status, challenge, grpc, slug, title) = match self {
-            K::MissingToken => (401, C::Bare, grpc::UNAUTHENTICATED, "missing-token", "A bearer token is required"),
-            K::MalformedAuthorization => (
-                400,
-                C::InvalidRequest,
-                grpc::UNAUTHENTICATED,
-                "malformed-authorization",
-                "The Authorization header is malformed",
-            ),
-            K::MalformedToken => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "malformed-token",
-                "The token is not a well-formed JWT",
-            ),
-            K::UnsupportedAlgorithm => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "unsupported-algorithm",
-                "The token's signature algorithm is not accepted",
-            ),
-            K::UnsupportedTokenHeader => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "unsupported-token-header",
-                "The token's header is not accepted",
-            ),
-            K::UnknownSigningKey => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "unknown-signing-key",
-                "The token was not signed by a known key of the issuer",
-            ),
-            K::InvalidSignature => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "invalid-signature",
-                "The token's signature is invalid",
-            ),
-            K::WrongIssuer => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "wrong-issuer",
-                "The token was not issued by the expected issuer",
-            ),
-            K::TokenExpired => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "token-expired",
-                "The token has expired",
-            ),
-            K::TokenNotYetValid => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "token-not-yet-valid",
-                "The token is not valid yet",
-            ),
-            K::WrongAudience => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "wrong-audience",
-                "The token is not meant for this API",
-            ),
-            K::TokenLifetimeTooLong => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "token-lifetime-too-long",
-                "The token's lifetime is longer than allowed",
-            ),
-            K::InvalidClaims => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "invalid-claims",
-                "The token's claims are invalid",
-            ),
-            K::InvalidSystemUser => (
-                401,
-                C::InvalidToken,
-                grpc::UNAUTHENTICATED,
-                "invalid-system-user",
-                "The token's system user is malformed",
-            ),
-            K::InsufficientScope => (
-                403,
-                C::InsufficientScope,
-                grpc::PERMISSION_DENIED,
-                "insufficient-scope",
-                "The token lacks a required scope",
-            ),
-            K::KeysUnavailable => (
-                503,
-                C::None,
-                grpc::UNAVAILABLE,
-                "keys-unavailable",
-                "The token cannot be checked right now",
-            ),
-            K::LayerMissing => (500, C::None, grpc::INTERNAL, "server-misconfigured", "The server is misconfigured"),
-            K::NotASystemUser => (
-                403,
-                C::None,
-                grpc::PERMISSION_DENIED,
-                "not-a-system-user",
-                "The token does not carry a system user",
-            ),
-            K::InvalidParty => (
-                400,
-                C::None,
-                grpc::INVALID_ARGUMENT,
-                "invalid-party",
-                "The party in the request is not valid",
-            ),
-            K::InvalidTarget => (
-                400,
-                C::None,
-                grpc::INVALID_ARGUMENT,
-                "invalid-target",
-                "The requested resource or action is not valid",
-            ),
-            K::Denied => (
-                403,
-                C::None,
-                grpc::PERMISSION_DENIED,
-                "access-denied",
-                "The system user is denied this access",
-            ),
-            K::NotApplicable => (
-                403,
-                C::None,
-                grpc::PERMISSION_DENIED,
-                "access-not-granted",
-                "The system user has not been granted this access",
-            ),
-            K::Indeterminate => (
-                403,
-                C::None,
-                grpc::PERMISSION_DENIED,
-                "access-indeterminate",
-                "Access could not be determined",
-            ),
-            K::ObligationNotMet => (
-                403,
-                C::None,
-                grpc::PERMISSION_DENIED,
-                "obligation-not-met",
-                "Access requires conditions this system user does not meet",
-            ),
-            K::PdpUnavailable => (
-                503,
-                C::None,
-                grpc::UNAVAILABLE,
-                "authorization-unavailable",
-                "Access cannot be decided right now",
-            ),
-        };
-        Row {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            challenge,
-            grpc,
-            slug,
-            title,
+/// Defines [`RejectionKind`], [`RejectionKind::ALL`] and the row of each kind from one table.
+macro_rules! rejection_kinds {
+    ($(
+        $(#[$doc:meta])*
+        $kind:ident {
+            status: $status:ident,
+            challenge: $challenge:ident,
+            grpc: $grpc:ident,
+            slug: $slug:literal,
+            title: $title:literal $(,)?
         }
-    }
+    )+) => {
+        /// Why a request was refused. Stable: match on it, log it, count it.
+        ///
+        /// Each kind is one row of the table in the [module docs](self).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum RejectionKind {
+            $($(#[$doc])* $kind,)+
+        }
 
+        impl RejectionKind {
+            /// Every kind, in the order of the table.
+            pub const ALL: &'static [RejectionKind] = &[$(RejectionKind::$kind,)+];
+
+            const fn row(self) -> Row {
+                match self {
+                    $(RejectionKind::$kind => Row {
+                        status: StatusCode::$status,
+                        challenge: Challenge::$challenge,
+                        grpc: grpc::$grpc,
+                        problem_type: concat!("urn:altinn-systemuser:problem:", $slug),
+                        title: $title,
+                    },)+
+                }
+            }
+        }
+    };
+}
+
+rejection_kinds! {
+    /// No `Authorization` header, or one with another scheme than `Bearer`.
+    MissingToken {
+        status: UNAUTHORIZED, challenge: Bare, grpc: UNAUTHENTICATED,
+        slug: "missing-token", title: "A bearer token is required",
+    }
+    /// More than one `Authorization` header, or one that is not visible ASCII or has no token.
+    MalformedAuthorization {
+        status: BAD_REQUEST, challenge: InvalidRequest, grpc: UNAUTHENTICATED,
+        slug: "malformed-authorization", title: "The Authorization header is malformed",
+    }
+    /// Not a compact JWS (three base64url parts of JSON), or larger than the size cap.
+    MalformedToken {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "malformed-token", title: "The token is not a well-formed JWT",
+    }
+    /// The header's `alg` is not in the allow-list.
+    UnsupportedAlgorithm {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "unsupported-algorithm", title: "The token's signature algorithm is not accepted",
+    }
+    /// The JWS header is not acceptable: no `kid`, a forbidden member (`jku`, `jwk`, `x5u`,
+    /// `x5c`, `crit`, `cty`, `enc`, `zip`) or a `typ` other than `JWT`/`at+jwt`.
+    UnsupportedTokenHeader {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "unsupported-token-header", title: "The token's header is not accepted",
+    }
+    /// The `kid` is not in the issuer's key set, even after a refresh.
+    UnknownSigningKey {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "unknown-signing-key", title: "The token was not signed by a known key of the issuer",
+    }
+    /// The signature does not verify.
+    InvalidSignature {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "invalid-signature", title: "The token's signature is invalid",
+    }
+    /// `iss` is not the configured issuer.
+    WrongIssuer {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "wrong-issuer", title: "The token was not issued by the expected issuer",
+    }
+    /// `exp` is in the past (beyond the leeway).
+    TokenExpired {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "token-expired", title: "The token has expired",
+    }
+    /// `nbf` or `iat` is in the future (beyond the leeway).
+    TokenNotYetValid {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "token-not-yet-valid", title: "The token is not valid yet",
+    }
+    /// `aud` does not match the audience policy.
+    WrongAudience {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "wrong-audience", title: "The token is not meant for this API",
+    }
+    /// `exp - iat` exceeds the configured maximum lifetime.
+    TokenLifetimeTooLong {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "token-lifetime-too-long", title: "The token's lifetime is longer than allowed",
+    }
+    /// A required claim is missing or has the wrong type, a claim is repeated, or `token_type`
+    /// is not `Bearer`.
+    InvalidClaims {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "invalid-claims", title: "The token's claims are invalid",
+    }
+    /// The token carries a `urn:altinn:systemuser` entry that is malformed.
+    InvalidSystemUser {
+        status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
+        slug: "invalid-system-user", title: "The token's system user is malformed",
+    }
+    /// The token lacks a scope the route requires.
+    InsufficientScope {
+        status: FORBIDDEN, challenge: InsufficientScope, grpc: PERMISSION_DENIED,
+        slug: "insufficient-scope", title: "The token lacks a required scope",
+    }
+    /// No signing keys could be had from the issuer; try again later.
+    KeysUnavailable {
+        status: SERVICE_UNAVAILABLE, challenge: None, grpc: UNAVAILABLE,
+        slug: "keys-unavailable", title: "The token cannot be checked right now",
+    }
+    /// The system-user layer ran without the Maskinporten layer in front of it.
+    LayerMissing {
+        status: INTERNAL_SERVER_ERROR, challenge: None, grpc: INTERNAL,
+        slug: "server-misconfigured", title: "The server is misconfigured",
+    }
+    /// A valid token that does not carry a system user.
+    NotASystemUser {
+        status: FORBIDDEN, challenge: None, grpc: PERMISSION_DENIED,
+        slug: "not-a-system-user", title: "The token does not carry a system user",
+    }
+    /// The party named by the request is not a valid organisation number or person identifier.
+    InvalidParty {
+        status: BAD_REQUEST, challenge: None, grpc: INVALID_ARGUMENT,
+        slug: "invalid-party", title: "The party in the request is not valid",
+    }
+    /// The resource or action computed for the request is not valid.
+    InvalidTarget {
+        status: BAD_REQUEST, challenge: None, grpc: INVALID_ARGUMENT,
+        slug: "invalid-target", title: "The requested resource or action is not valid",
+    }
+    /// The PDP answered `Deny`.
+    Denied {
+        status: FORBIDDEN, challenge: None, grpc: PERMISSION_DENIED,
+        slug: "access-denied", title: "The system user is denied this access",
+    }
+    /// The PDP answered `NotApplicable`: no rule grants the system user this access.
+    NotApplicable {
+        status: FORBIDDEN, challenge: None, grpc: PERMISSION_DENIED,
+        slug: "access-not-granted", title: "The system user has not been granted this access",
+    }
+    /// The PDP answered `Indeterminate`, a status other than ok, or a decision we do not know.
+    Indeterminate {
+        status: FORBIDDEN, challenge: None, grpc: PERMISSION_DENIED,
+        slug: "access-indeterminate", title: "Access could not be determined",
+    }
+    /// The PDP permitted with an obligation we do not understand or cannot meet.
+    ObligationNotMet {
+        status: FORBIDDEN, challenge: None, grpc: PERMISSION_DENIED,
+        slug: "obligation-not-met", title: "Access requires conditions this system user does not meet",
+    }
+    /// The PDP could not be asked or gave no usable answer; try again later.
+    PdpUnavailable {
+        status: SERVICE_UNAVAILABLE, challenge: None, grpc: UNAVAILABLE,
+        slug: "authorization-unavailable", title: "Access cannot be decided right now",
+    }
+}
+
+impl RejectionKind {
     /// The HTTP status this kind is answered with.
     pub fn status(self) -> StatusCode {
         self.row().status
@@ -305,8 +292,7 @@ impl RejectionKind {
 
     /// The stable RFC 9457 problem type URI, `urn:altinn-systemuser:problem:<slug>`.
     pub fn problem_type(self) -> &'static str {
-        // Built once per kind at compile time would need a macro; a match on the slug is cheap.
-        problem_type_for(self.row().slug)
+        self.row().problem_type
     }
 
     /// A short, fixed, human-readable title (also the `grpc-message`).
@@ -314,45 +300,6 @@ impl RejectionKind {
         self.row().title
     }
 }
-
-macro_rules! problem_types {
-    ($($slug:literal),* $(,)?) => {
-        fn problem_type_for(slug: &str) -> &'static str {
-            match slug {
-                $($slug => concat!("urn:altinn-systemuser:problem:", $slug),)*
-                _ => "about:blank",
-            }
-        }
-    };
-}
-
-problem_types!(
-    "missing-token",
-    "malformed-authorization",
-    "malformed-token",
-    "unsupported-algorithm",
-    "unsupported-token-header",
-    "unknown-signing-key",
-    "invalid-signature",
-    "wrong-issuer",
-    "token-expired",
-    "token-not-yet-valid",
-    "wrong-audience",
-    "token-lifetime-too-long",
-    "invalid-claims",
-    "invalid-system-user",
-    "insufficient-scope",
-    "keys-unavailable",
-    "server-misconfigured",
-    "not-a-system-user",
-    "invalid-party",
-    "invalid-target",
-    "access-denied",
-    "access-not-granted",
-    "access-indeterminate",
-    "obligation-not-met",
-    "authorization-unavailable",
-);
 
 /// A refused request: the kind, and what the response needs to say about it.
 ///
@@ -412,7 +359,7 @@ impl Rejection {
     pub fn http_response(&self) -> Response<Bytes> {
         let row = self.kind.row();
         let body = serde_json::json!({
-            "type": self.kind.problem_type(),
+            "type": row.problem_type,
             "title": row.title,
             "status": row.status.as_u16(),
         });
@@ -455,6 +402,15 @@ impl Rejection {
         res
     }
 }
+
+/// The kind's title, the same text as the problem `title` and the `grpc-message`.
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.title())
+    }
+}
+
+impl std::error::Error for Rejection {}
 
 /// Whether a request is a gRPC call (`content-type: application/grpc…`).
 pub fn is_grpc(headers: &HeaderMap) -> bool {
@@ -501,65 +457,4 @@ pub(crate) fn render(responder: &dyn RejectionResponder, rejection: Rejection, r
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_kind_has_a_distinct_problem_type() {
-        use RejectionKind as K;
-        let all = [
-            K::MissingToken,
-            K::MalformedAuthorization,
-            K::MalformedToken,
-            K::UnsupportedAlgorithm,
-            K::UnsupportedTokenHeader,
-            K::UnknownSigningKey,
-            K::InvalidSignature,
-            K::WrongIssuer,
-            K::TokenExpired,
-            K::TokenNotYetValid,
-            K::WrongAudience,
-            K::TokenLifetimeTooLong,
-            K::InvalidClaims,
-            K::InvalidSystemUser,
-            K::InsufficientScope,
-            K::KeysUnavailable,
-            K::LayerMissing,
-            K::NotASystemUser,
-            K::InvalidParty,
-            K::InvalidTarget,
-            K::Denied,
-            K::NotApplicable,
-            K::Indeterminate,
-            K::ObligationNotMet,
-            K::PdpUnavailable,
-        ];
-        let mut seen = std::collections::HashSet::new();
-        for k in all {
-            assert!(k.problem_type().starts_with("urn:altinn-systemuser:problem:"), "{k:?}");
-            assert!(seen.insert(k.problem_type()), "{k:?}");
-            // HTTP and gRPC agree on the class of failure.
-            let expect = match k.status().as_u16() {
-                401 | 400 if k != K::InvalidParty && k != K::InvalidTarget => 16,
-                400 => 3,
-                403 => 7,
-                503 => 14,
-                500 => 13,
-                s => panic!("unexpected status {s}"),
-            };
-            assert_eq!(k.grpc_code(), expect, "{k:?}");
-        }
-    }
-
-    #[test]
-    fn grpc_detection_and_shape() {
-        let mut h = HeaderMap::new();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc+proto"));
-        let r = Rejection::new(RejectionKind::Denied).to_response(&h);
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["grpc-status"], "7");
-        let r = Rejection::new(RejectionKind::Denied).to_response(&HeaderMap::new());
-        assert_eq!(r.status(), 403);
-        assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
-    }
-}
+mod tests;

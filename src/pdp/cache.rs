@@ -12,57 +12,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared, WeakShared};
-use quick_cache::Equivalent;
-use uuid::Uuid;
 
-use super::request::{Action, DecisionRequest, ResourceId};
+use super::request::{DecisionKey, DecisionRequest};
 use super::{Decision, PdpError};
-use crate::Party;
-
-/// What a decision is about. Cheap to clone: a UUID, two `Arc<str>`s and a `Copy` party.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct DecisionKey {
-    pub(crate) subject: Uuid,
-    pub(crate) action: Action,
-    pub(crate) resource: ResourceId,
-    pub(crate) party: Party,
-}
-
-impl DecisionKey {
-    pub(crate) fn of(req: &DecisionRequest) -> Self {
-        DecisionKey {
-            subject: req.subject,
-            action: req.action.clone(),
-            resource: req.resource.clone(),
-            party: req.party,
-        }
-    }
-}
-
-/// A [`DecisionRequest`] looked up as the key it would make, without building that key.
-struct Asked<'a>(&'a DecisionRequest);
-
-impl Hash for Asked<'_> {
-    // Exactly the derived `Hash` of `DecisionKey`: the same fields, in the same order.
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.subject.hash(state);
-        self.0.action.hash(state);
-        self.0.resource.hash(state);
-        self.0.party.hash(state);
-    }
-}
-
-impl Equivalent<DecisionKey> for Asked<'_> {
-    fn equivalent(&self, key: &DecisionKey) -> bool {
-        self.0.subject == key.subject && self.0.party == key.party && self.0.action == key.action && self.0.resource == key.resource
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -78,6 +35,9 @@ struct Store {
     /// PDP calls in flight, one per key, held by their waiters only: each removes itself when
     /// it has its answer, and the last waiter to give up removes (and so cancels) it.
     inflight: Mutex<Inflight>,
+    /// Unit tests only: how far the cache's clock has been moved ahead of the real one.
+    #[cfg(test)]
+    skew: Mutex<Duration>,
 }
 
 /// One caller waiting for a shared fetch.
@@ -99,13 +59,40 @@ impl Drop for Waiter<'_> {
 }
 
 impl Store {
-    fn get<Q: Hash + Equivalent<DecisionKey> + ?Sized>(&self, key: &Q, now: Instant) -> Option<Decision> {
+    /// The clock entries expire by: `Instant::now()`, one clock read on the warm path.
+    #[cfg(not(test))]
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// The clock entries expire by, in unit tests: the real one plus how far
+    /// [`DecisionCache::advance`] moved it, so that expiry is tested exactly and without
+    /// sleeping. (Real sleeps of a few seconds, with margins for a busy CI machine, were slow
+    /// and still timing-dependent.) A `cfg(test)` offset rather than a `now` function pointer
+    /// or tokio's pausable clock: the build anyone else gets reads `Instant::now()` directly,
+    /// with no indirection, lock or runtime-context lookup.
+    #[cfg(test)]
+    fn now(&self) -> Instant {
+        Instant::now() + *self.skew.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &DecisionKey) -> Option<Decision> {
         let entry = self.decisions.get(key)?;
+        let now = self.now();
         if now < entry.expires {
             return Some(entry.decision);
         }
         self.decisions.remove_if(key, |e| now >= e.expires);
         None
+    }
+
+    /// Stores `decision` for `ttl` from now.
+    fn insert(&self, key: DecisionKey, decision: Decision, ttl: Duration) {
+        let entry = Entry {
+            decision,
+            expires: self.now() + ttl,
+        };
+        self.decisions.insert(key, entry);
     }
 
     fn inflight(&self) -> std::sync::MutexGuard<'_, Inflight> {
@@ -127,6 +114,8 @@ impl DecisionCache {
             Arc::new(Store {
                 decisions: quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
                 inflight: Mutex::new(HashMap::new()),
+                #[cfg(test)]
+                skew: Mutex::new(Duration::ZERO),
             })
         });
         DecisionCache {
@@ -152,13 +141,13 @@ impl DecisionCache {
     /// A cached decision, if there is one. No allocation, no I/O, no `await`.
     #[cfg(test)]
     pub(crate) fn get(&self, key: &DecisionKey) -> Option<Decision> {
-        self.store.as_ref()?.get(key, Instant::now())
+        self.store.as_ref()?.get(key)
     }
 
-    /// The cached decision for what `req` asks, if there is one; like [`get`](Self::get)
-    /// without building the key.
+    /// The cached decision for what `req` asks, if there is one. No allocation, no I/O, no
+    /// `await`: the request holds its key.
     pub(crate) fn get_for(&self, req: &DecisionRequest) -> Option<Decision> {
-        self.store.as_ref()?.get(&Asked(req), Instant::now())
+        self.store.as_ref()?.get(req.key())
     }
 
     /// The cached decision, or the one `fetch` produces (cached as its kind allows). Concurrent
@@ -175,7 +164,7 @@ impl DecisionCache {
         let shared = {
             let mut inflight = store.inflight();
             // Checked under the lock: a fetch stores its answer before it leaves `inflight`.
-            if let Some(d) = store.get(&key, Instant::now()) {
+            if let Some(d) = store.get(&key) {
                 return Ok(d);
             }
             match inflight.get(&key).and_then(WeakShared::upgrade) {
@@ -189,11 +178,7 @@ impl DecisionCache {
                         if let Ok(decision) = result
                             && let Some(ttl) = ttl(permit_ttl, deny_ttl, decision, valid_until, SystemTime::now())
                         {
-                            let entry = Entry {
-                                decision,
-                                expires: Instant::now() + ttl,
-                            };
-                            store_for_fetch.decisions.insert(key_for_fetch.clone(), entry);
+                            store_for_fetch.insert(key_for_fetch.clone(), decision, ttl);
                         }
                         store_for_fetch.inflight().remove(&key_for_fetch);
                         result
@@ -222,11 +207,15 @@ impl DecisionCache {
     /// Stores a decision fetched elsewhere (a multi-request), as its kind allows.
     pub(crate) fn insert(&self, key: DecisionKey, decision: Decision, valid_until: Option<SystemTime>) {
         if let (Some(store), Some(ttl)) = (&self.store, self.ttl(decision, valid_until, SystemTime::now())) {
-            let entry = Entry {
-                decision,
-                expires: Instant::now() + ttl,
-            };
-            store.decisions.insert(key, entry);
+            store.insert(key, decision, ttl);
+        }
+    }
+
+    /// Moves the cache's clock ahead by `by`.
+    #[cfg(test)]
+    fn advance(&self, by: Duration) {
+        if let Some(store) = &self.store {
+            *store.skew.lock().unwrap_or_else(PoisonError::into_inner) += by;
         }
     }
 
@@ -256,58 +245,25 @@ fn ttl(permit_ttl: Duration, deny_ttl: Duration, decision: Decision, valid_until
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Party;
     use crate::pdp::PdpErrorKind;
-    use std::collections::hash_map::DefaultHasher;
-    use std::hash::{Hash, Hasher};
+    use crate::pdp::request::{Action, ResourceId};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use uuid::Uuid;
+
+    const SU: &str = "47caea5b-a80b-4343-b1d3-31eb523a4e28";
+
+    fn org(s: &str) -> Party {
+        Party::Organisation(s.parse().unwrap())
+    }
+
+    fn ask(subject: Uuid, action: Action, resource: &str, party: Party) -> DecisionRequest {
+        DecisionRequest::new(subject, action, ResourceId::new(resource).unwrap(), party)
+    }
 
     fn req(resource: &str) -> DecisionRequest {
-        DecisionRequest::new(
-            "47caea5b-a80b-4343-b1d3-31eb523a4e28".parse().unwrap(),
-            Action::read(),
-            ResourceId::new(resource).unwrap(),
-            Party::Organisation("910459880".parse().unwrap()),
-        )
-    }
-
-    fn hash(k: &DecisionKey) -> u64 {
-        let mut h = DefaultHasher::new();
-        k.hash(&mut h);
-        h.finish()
-    }
-
-    #[test]
-    fn keys_are_exactly_the_four_parts() {
-        let base = req("resource-a");
-        let k = DecisionKey::of(&base);
-        // valid_until is not part of the key.
-        let later = base.clone().valid_until(SystemTime::now());
-        assert_eq!(DecisionKey::of(&later), k);
-        assert_eq!(hash(&DecisionKey::of(&later)), hash(&k));
-        // Each part is.
-        let mut other = base.clone();
-        other.subject = "a545ca29-7fb8-4810-a2f2-0be171cb2a26".parse().unwrap();
-        assert_ne!(DecisionKey::of(&other), k);
-        let mut other = base.clone();
-        other.action = Action::write();
-        assert_ne!(DecisionKey::of(&other), k);
-        assert_ne!(DecisionKey::of(&req("resource-b")), k);
-        let mut other = base.clone();
-        other.party = Party::Organisation("923609016".parse().unwrap());
-        assert_ne!(DecisionKey::of(&other), k);
-        let mut other = base;
-        other.party = Party::Person("01010012356".parse().unwrap());
-        assert_ne!(DecisionKey::of(&other), k);
-        // Separately built equal parts make equal keys (no pointer identity).
-        let rebuilt = DecisionKey {
-            subject: k.subject,
-            action: Action::new("read").unwrap(),
-            resource: ResourceId::new("resource-a").unwrap(),
-            party: k.party,
-        };
-        assert_eq!(rebuilt, k);
-        assert_eq!(hash(&rebuilt), hash(&k));
+        ask(SU.parse().unwrap(), Action::read(), resource, org("910459880"))
     }
 
     #[test]
@@ -390,29 +346,37 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), before);
     }
 
-    #[tokio::test]
-    async fn entries_expire() {
-        // Generous margins: a busy two-core CI machine may stall a task for a few hundred ms.
-        let c = DecisionCache::new(100, Duration::from_secs(3), Duration::from_millis(600));
+    #[test]
+    fn entries_expire() {
+        // The cache's own clock is moved (see `Store::now`), so the boundaries can be tight;
+        // the only real time that matters is the few microseconds between an insert and the
+        // next check, against a second of slack.
+        let c = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(10));
         let p = DecisionKey::of(&req("permit"));
         let d = DecisionKey::of(&req("deny"));
         let short = DecisionKey::of(&req("short"));
         c.insert(p.clone(), Decision::Permit, None);
         c.insert(d.clone(), Decision::Deny, None);
-        c.insert(
-            short.clone(),
-            Decision::Permit,
-            Some(SystemTime::now() + Duration::from_millis(600)),
-        );
-        assert_eq!(c.get(&p), Some(Decision::Permit));
-        assert_eq!(c.get(&d), Some(Decision::Deny));
-        assert_eq!(c.get(&short), Some(Decision::Permit));
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert_eq!(c.get(&p), Some(Decision::Permit));
-        assert_eq!(c.get(&d), None);
-        assert_eq!(c.get(&short), None);
-        tokio::time::sleep(Duration::from_millis(2000)).await;
+        // A permit bounded by its request's `valid_until`, between the two TTLs.
+        c.insert(short.clone(), Decision::Permit, Some(SystemTime::now() + Duration::from_secs(20)));
+        let at = |c: &DecisionCache| (c.get(&p), c.get(&d), c.get(&short));
+        let (permit, deny) = (Some(Decision::Permit), Some(Decision::Deny));
+        assert_eq!(at(&c), (permit, deny, permit));
+        c.advance(Duration::from_secs(9));
+        assert_eq!(at(&c), (permit, deny, permit));
+        c.advance(Duration::from_secs(2)); // 11 s
+        assert_eq!(at(&c), (permit, None, permit));
+        // The expired entry was dropped when it was met.
+        assert_eq!(c.len(), 2);
+        c.advance(Duration::from_secs(8)); // 19 s
+        assert_eq!(at(&c), (permit, None, permit));
+        c.advance(Duration::from_secs(2)); // 21 s
+        assert_eq!(at(&c), (permit, None, None));
+        c.advance(Duration::from_secs(38)); // 59 s
+        assert_eq!(c.get(&p), permit);
+        c.advance(Duration::from_secs(2)); // 61 s
         assert_eq!(c.get(&p), None);
+        assert_eq!(c.len(), 0);
     }
 
     #[tokio::test]
@@ -476,30 +440,22 @@ mod tests {
     #[test]
     fn a_request_finds_the_key_it_would_make() {
         let c = DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5));
-        let asked = req("resource-a").valid_until(SystemTime::now() + Duration::from_secs(60));
+        let su: Uuid = SU.parse().unwrap();
+        let asked = ask(su, Action::read(), "resource-a", org("910459880")).with_valid_until(SystemTime::now() + Duration::from_secs(60));
         assert_eq!(c.get_for(&asked), None);
-        c.insert(DecisionKey::of(&asked), Decision::Permit, asked.valid_until);
+        c.insert(DecisionKey::of(&asked), Decision::Permit, asked.valid_until());
         assert_eq!(c.get_for(&asked), Some(Decision::Permit));
-        // The borrowed lookup hashes like the key.
-        let k = DecisionKey::of(&asked);
-        assert_eq!(hash(&k), {
-            let mut h = DefaultHasher::new();
-            Asked(&asked).hash(&mut h);
-            h.finish()
-        });
+        // The same question without a bound, or asked again from scratch, finds it too.
+        assert_eq!(c.get_for(&req("resource-a")), Some(Decision::Permit));
         // Each of the four parts still tells requests apart.
-        let mut other = asked.clone();
-        other.action = Action::write();
-        assert_eq!(c.get_for(&other), None);
-        let mut other = asked.clone();
-        other.resource = ResourceId::new("resource-b").unwrap();
-        assert_eq!(c.get_for(&other), None);
-        let mut other = asked.clone();
-        other.subject = Uuid::new_v4();
-        assert_eq!(c.get_for(&other), None);
-        let mut other = asked;
-        other.party = Party::Organisation("923609016".parse().unwrap());
-        assert_eq!(c.get_for(&other), None);
+        for other in [
+            ask(su, Action::write(), "resource-a", org("910459880")),
+            ask(su, Action::read(), "resource-b", org("910459880")),
+            ask(Uuid::new_v4(), Action::read(), "resource-a", org("910459880")),
+            ask(su, Action::read(), "resource-a", org("923609016")),
+        ] {
+            assert_eq!(c.get_for(&other), None, "{other:?}");
+        }
     }
 
     /// A fetch that counts its start and its end, and permits after 200 ms.

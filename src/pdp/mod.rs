@@ -70,8 +70,9 @@ use http::header::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use crate::error::{ConfigError, check_url};
-use cache::{DecisionCache, DecisionKey};
+use cache::DecisionCache;
 use credentials::MaskinportenTokenSource;
+use request::DecisionKey;
 use xacml::RequestBody;
 
 const SUBSCRIPTION_KEY: HeaderName = HeaderName::from_static("ocp-apim-subscription-key");
@@ -153,7 +154,7 @@ impl AltinnPdp {
         if let Some(d) = self.inner.cache.get_for(req) {
             return Ok(d);
         }
-        self.decide_key(DecisionKey::of(req), req.valid_until).await
+        self.decide_key(DecisionKey::of(req), req.valid_until()).await
     }
 
     /// The cached decision for `req`, if there is one: no I/O, no allocation, no waiting.
@@ -209,10 +210,10 @@ impl AltinnPdp {
             let key = DecisionKey::of(req);
             let m = *index.entry(key).or_insert_with_key(|key| {
                 misses.push(key.clone());
-                bounds.push(req.valid_until);
+                bounds.push(req.valid_until());
                 misses.len() - 1
             });
-            bounds[m] = earliest(bounds[m], req.valid_until);
+            bounds[m] = earliest(bounds[m], req.valid_until());
             pending.push((i, m));
         }
         let answers = match misses.len() {

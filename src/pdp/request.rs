@@ -161,6 +161,25 @@ impl fmt::Debug for Action {
     }
 }
 
+/// What a decision is about: exactly (system user, action, resource, party).
+///
+/// The decision cache's key and what a multi-request answer is matched by. Cheap to clone: a
+/// UUID, two `Arc<str>`s and a `Copy` party.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct DecisionKey {
+    pub(crate) subject: Uuid,
+    pub(crate) action: Action,
+    pub(crate) resource: ResourceId,
+    pub(crate) party: Party,
+}
+
+impl DecisionKey {
+    /// The question `req` asks.
+    pub(crate) fn of(req: &DecisionRequest) -> Self {
+        req.key.clone()
+    }
+}
+
 /// One question for the PDP: may system user `subject` do `action` on `resource` for `party`?
 ///
 /// ```
@@ -168,45 +187,91 @@ impl fmt::Debug for Action {
 /// use altinn_systemuser::{OrgNumber, Party};
 /// use std::time::{Duration, SystemTime};
 ///
+/// let until = SystemTime::now() + Duration::from_secs(120);
 /// let req = DecisionRequest::new(
 ///     "a545ca29-7fb8-4810-a2f2-0be171cb2a26".parse().unwrap(),
 ///     Action::read(),
 ///     ResourceId::new("kravogbetaling").unwrap(),
 ///     Party::Organisation("923609016".parse::<OrgNumber>().unwrap()),
 /// )
-/// .valid_until(SystemTime::now() + Duration::from_secs(120));
-/// assert!(req.valid_until.is_some());
+/// .with_valid_until(until);
+/// assert_eq!(req.action(), &Action::read());
+/// assert_eq!(req.valid_until(), Some(until));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DecisionRequest {
-    /// The system user's id (`urn:altinn:systemuser:uuid`).
-    pub subject: Uuid,
-    /// What the system user wants to do.
-    pub action: Action,
-    /// The resource in Altinn's resource registry.
-    pub resource: ResourceId,
-    /// The organisation or person the system user acts for.
-    pub party: Party,
-    /// A cached `Permit` never outlives this instant; normally the `exp` of the caller's token.
-    pub valid_until: Option<SystemTime>,
+    /// The question; the cache looks it up as it is, without building a key.
+    key: DecisionKey,
+    valid_until: Option<SystemTime>,
 }
 
 impl DecisionRequest {
-    /// A request without a `valid_until` bound.
+    /// May system user `subject` do `action` on `resource` for `party`? Without a
+    /// [`valid_until`](Self::valid_until) bound.
     pub fn new(subject: Uuid, action: Action, resource: ResourceId, party: Party) -> Self {
         DecisionRequest {
-            subject,
-            action,
-            resource,
-            party,
+            key: DecisionKey {
+                subject,
+                action,
+                resource,
+                party,
+            },
             valid_until: None,
         }
     }
 
     /// Bounds how long a `Permit` for this request may be cached (normally the token's `exp`).
-    pub fn valid_until(mut self, until: SystemTime) -> Self {
+    pub fn with_valid_until(mut self, until: SystemTime) -> Self {
         self.valid_until = Some(until);
         self
+    }
+
+    /// The system user's id (`urn:altinn:systemuser:uuid`).
+    pub fn subject(&self) -> Uuid {
+        self.key.subject
+    }
+
+    /// What the system user wants to do.
+    pub fn action(&self) -> &Action {
+        &self.key.action
+    }
+
+    /// The resource in Altinn's resource registry.
+    pub fn resource(&self) -> &ResourceId {
+        &self.key.resource
+    }
+
+    /// The organisation or person the system user acts for.
+    pub fn party(&self) -> Party {
+        self.key.party
+    }
+
+    /// A cached `Permit` never outlives this instant; normally the `exp` of the caller's token.
+    pub fn valid_until(&self) -> Option<SystemTime> {
+        self.valid_until
+    }
+
+    /// The question, borrowed: what the decision cache is looked up with.
+    pub(crate) fn key(&self) -> &DecisionKey {
+        &self.key
+    }
+
+    /// The question, owned.
+    pub(crate) fn into_key(self) -> DecisionKey {
+        self.key
+    }
+}
+
+impl fmt::Debug for DecisionRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The shape the derived `Debug` had when these were public fields.
+        f.debug_struct("DecisionRequest")
+            .field("subject", &self.key.subject)
+            .field("action", &self.key.action)
+            .field("resource", &self.key.resource)
+            .field("party", &self.key.party)
+            .field("valid_until", &self.valid_until)
+            .finish()
     }
 }
 
@@ -244,5 +309,72 @@ mod tests {
         }
         let e: ConfigError = TargetError::InvalidAction.into();
         assert_eq!(e.field(), "action");
+    }
+
+    const SU: &str = "47caea5b-a80b-4343-b1d3-31eb523a4e28";
+
+    fn org(s: &str) -> Party {
+        Party::Organisation(s.parse().unwrap())
+    }
+
+    fn question(subject: &str, action: Action, resource: &str, party: Party) -> DecisionRequest {
+        DecisionRequest::new(subject.parse().unwrap(), action, ResourceId::new(resource).unwrap(), party)
+    }
+
+    fn hash(k: &DecisionKey) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        k.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn a_request_gives_back_what_it_asks() {
+        let until = SystemTime::now();
+        let req = question(SU, Action::write(), "resource-a", org("910459880"));
+        assert_eq!(req.subject(), SU.parse::<Uuid>().unwrap());
+        assert_eq!(req.action(), &Action::write());
+        assert_eq!(req.resource().as_str(), "resource-a");
+        assert_eq!(req.party(), org("910459880"));
+        assert_eq!(req.valid_until(), None);
+        assert_eq!(req.clone().with_valid_until(until).valid_until(), Some(until));
+        let debug = format!("{req:?}");
+        for part in [SU, "Action(write)", "ResourceId(resource-a)", "valid_until: None"] {
+            assert!(debug.contains(part), "{debug}");
+        }
+    }
+
+    #[test]
+    fn keys_are_exactly_the_four_parts() {
+        let base = question(SU, Action::read(), "resource-a", org("910459880"));
+        let k = DecisionKey::of(&base);
+        // valid_until is not part of the key.
+        let later = base.clone().with_valid_until(SystemTime::now());
+        assert_eq!(DecisionKey::of(&later), k);
+        assert_eq!(hash(&DecisionKey::of(&later)), hash(&k));
+        // Each part is.
+        for other in [
+            question(
+                "a545ca29-7fb8-4810-a2f2-0be171cb2a26",
+                Action::read(),
+                "resource-a",
+                org("910459880"),
+            ),
+            question(SU, Action::write(), "resource-a", org("910459880")),
+            question(SU, Action::read(), "resource-b", org("910459880")),
+            question(SU, Action::read(), "resource-a", org("923609016")),
+            question(SU, Action::read(), "resource-a", Party::Person("01010012356".parse().unwrap())),
+        ] {
+            assert_ne!(DecisionKey::of(&other), k, "{other:?}");
+        }
+        // Separately built equal parts make equal keys (no pointer identity).
+        let rebuilt = DecisionKey {
+            subject: k.subject,
+            action: Action::new("read").unwrap(),
+            resource: ResourceId::new("resource-a").unwrap(),
+            party: k.party,
+        };
+        assert_eq!(rebuilt, k);
+        assert_eq!(hash(&rebuilt), hash(&k));
     }
 }

@@ -593,7 +593,7 @@ async fn decide_many_refuses_unmappable_answers() {
 async fn permits_never_outlive_valid_until() {
     let h = harness().await;
     let pdp = h.pdp();
-    let r = req("resource-a").valid_until(SystemTime::now() + Duration::from_millis(600));
+    let r = req("resource-a").with_valid_until(SystemTime::now() + Duration::from_millis(600));
     assert_eq!(pdp.decide(&r).await, Ok(Decision::Permit));
     assert_eq!(pdp.decide(&r).await, Ok(Decision::Permit));
     assert_eq!(h.calls().0, 1);

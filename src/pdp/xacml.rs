@@ -13,8 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::PdpError;
-use super::cache::DecisionKey;
-use super::request::{Action, ResourceId};
+use super::request::{Action, DecisionKey, ResourceId};
 use crate::{OrgNumber, Party, PersonId};
 
 /// The subject attribute for a system user.

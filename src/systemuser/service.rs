@@ -34,13 +34,14 @@ impl Config {
     // allocation for nothing.
     #[allow(clippy::result_large_err)]
     fn admit<B>(&self, decision: Decision, ask: DecisionRequest, mut req: Request<B>) -> Result<Request<B>, Response<Bytes>> {
-        if let Some(kind) = refusal(&decision) {
+        if let Some(kind) = refusal(decision) {
             return Err(self.reject(Rejection::new(kind), req.headers()));
         }
+        let asked = ask.into_key();
         let principal = req
             .extensions()
             .get::<MaskinportenToken>()
-            .and_then(|token| SystemUser::new(token, ask.resource, ask.action, ask.party));
+            .and_then(|token| SystemUser::new(token, asked.resource, asked.action, asked.party));
         match principal {
             Some(principal) => {
                 req.extensions_mut().insert(principal);
@@ -88,16 +89,15 @@ impl<S> std::fmt::Debug for SystemUserService<S> {
     }
 }
 
-/// The PDP's answer as a rejection, or `None` for Permit.
-fn refusal(decision: &Decision) -> Option<RejectionKind> {
+/// The PDP's answer as a rejection, or `None` for `Permit`: the one place where a
+/// [`Decision`] becomes a [`RejectionKind`]. Exhaustive, so a new `Decision` must be mapped here.
+fn refusal(decision: Decision) -> Option<RejectionKind> {
     match decision {
         Decision::Permit => None,
         Decision::Deny => Some(RejectionKind::Denied),
         Decision::NotApplicable => Some(RejectionKind::NotApplicable),
+        Decision::Indeterminate => Some(RejectionKind::Indeterminate),
         Decision::ObligationNotMet => Some(RejectionKind::ObligationNotMet),
-        // Indeterminate, and anything a later version adds: refuse.
-        #[allow(unreachable_patterns)]
-        _ => Some(RejectionKind::Indeterminate),
     }
 }
 
@@ -139,7 +139,7 @@ where
             Ok(t) => t,
             Err(kind) => return ResponseFuture::rejected(config.reject(Rejection::new(kind), &parts.headers)),
         };
-        let ask = DecisionRequest::new(subject, action, resource, party).valid_until(token.expires_at());
+        let ask = DecisionRequest::new(subject, action, resource, party).with_valid_until(token.expires_at());
         let req = Request::from_parts(parts, body);
 
         // The warm path: a cached decision is answered now, and the inner service that was
@@ -165,5 +165,19 @@ where
         }
         .boxed();
         ResponseFuture::after_check(check, &mut self.inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_permit_is_let_through_and_each_refusal_has_its_kind() {
+        assert_eq!(refusal(Decision::Permit), None);
+        assert_eq!(refusal(Decision::Deny), Some(RejectionKind::Denied));
+        assert_eq!(refusal(Decision::NotApplicable), Some(RejectionKind::NotApplicable));
+        assert_eq!(refusal(Decision::Indeterminate), Some(RejectionKind::Indeterminate));
+        assert_eq!(refusal(Decision::ObligationNotMet), Some(RejectionKind::ObligationNotMet));
     }
 }

@@ -1,0 +1,216 @@
+//! The table checked row by row: against itself, against the module docs, and by rendering
+//! every kind.
+
+use super::*;
+use std::collections::HashSet;
+
+const PROBLEM_PREFIX: &str = "urn:altinn-systemuser:problem:";
+
+fn slug(kind: RejectionKind) -> &'static str {
+    kind.problem_type()
+        .strip_prefix(PROBLEM_PREFIX)
+        .unwrap_or_else(|| panic!("{kind:?}"))
+}
+
+/// gRPC code names, from the gRPC status code list (not from our constants).
+fn grpc_name(code: u8) -> &'static str {
+    match code {
+        3 => "INVALID_ARGUMENT",
+        7 => "PERMISSION_DENIED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        16 => "UNAUTHENTICATED",
+        c => panic!("gRPC code {c} is not one the layers use"),
+    }
+}
+
+#[test]
+fn all_lists_every_kind_once() {
+    // `ALL` and the enum come from the same table, so no kind can be missing from it.
+    let kinds: HashSet<RejectionKind> = RejectionKind::ALL.iter().copied().collect();
+    assert_eq!(kinds.len(), RejectionKind::ALL.len());
+}
+
+#[test]
+fn every_kind_has_a_distinct_stable_problem_type_and_a_safe_title() {
+    let mut slugs = HashSet::new();
+    let mut titles = HashSet::new();
+    for &k in RejectionKind::ALL {
+        let s = slug(k);
+        assert!(
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+            "{k:?}: {s}"
+        );
+        assert!(slugs.insert(s), "{k:?}: slug {s} used twice");
+        assert!(titles.insert(k.title()), "{k:?}: title used twice");
+        // Titles go into a quoted-string (`error_description`) and, as they are, into
+        // `grpc-message`, which is percent-encoded: printable ASCII without `"`, `\` or `%`.
+        assert!(
+            !k.title().is_empty() && k.title().bytes().all(|b| (b' '..=b'~').contains(&b) && !b"\"\\%".contains(&b)),
+            "{k:?}"
+        );
+    }
+}
+
+#[test]
+fn http_and_grpc_agree_per_the_documented_mapping() {
+    for &k in RejectionKind::ALL {
+        let challenged = k.row().challenge != Challenge::None;
+        let expect = match k.status().as_u16() {
+            401 => 16,
+            400 if challenged => 16,
+            400 => 3,
+            403 => 7,
+            503 => 14,
+            500 => 13,
+            s => panic!("{k:?}: unexpected status {s}"),
+        };
+        assert_eq!(k.grpc_code(), expect, "{k:?}");
+        // RFC 6750: a 401 always carries a challenge.
+        if k.status() == StatusCode::UNAUTHORIZED {
+            assert!(challenged, "{k:?}");
+        }
+    }
+}
+
+/// The module docs' table, row by row: (kind, HTTP, challenge, gRPC, slug) cells.
+fn doc_table() -> Vec<Vec<String>> {
+    include_str!("../reject.rs")
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! | `"))
+        .map(|row| {
+            format!("`{row}")
+                .trim_end_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+fn leading_number(cell: &str) -> u16 {
+    let digits: String = cell.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or_else(|_| panic!("no number in {cell:?}"))
+}
+
+#[test]
+fn the_module_docs_table_agrees_with_the_rows() {
+    let table = doc_table();
+    assert_eq!(table.len(), RejectionKind::ALL.len(), "one documented row per kind");
+    for (&k, cells) in RejectionKind::ALL.iter().zip(&table) {
+        let [kind, http, challenge, grpc, slug_cell] = cells.as_slice() else {
+            panic!("{k:?}: row {cells:?} does not have five cells");
+        };
+        let name = format!("`{k:?}`");
+        assert!(
+            kind == &name || kind.starts_with(&format!("{name} ")),
+            "{kind} is documented where {k:?} is defined"
+        );
+        assert_eq!(leading_number(http), k.status().as_u16(), "{k:?}");
+        assert_eq!(http.contains("Retry-After"), k.status() == StatusCode::SERVICE_UNAVAILABLE, "{k:?}");
+        let documented = match k.row().challenge {
+            Challenge::None => "",
+            Challenge::Bare => "(none: bare `Bearer`)",
+            Challenge::InvalidRequest => "`invalid_request`",
+            Challenge::InvalidToken => "`invalid_token`",
+            Challenge::InsufficientScope => "`insufficient_scope` + `scope=`",
+        };
+        assert_eq!(challenge, documented, "{k:?}");
+        assert_eq!(grpc, &format!("{} `{}`", k.grpc_code(), grpc_name(k.grpc_code())), "{k:?}");
+        assert_eq!(slug_cell, &format!("`{}`", slug(k)), "{k:?}");
+    }
+}
+
+#[test]
+fn every_kind_renders_a_valid_http_response() {
+    for &k in RejectionKind::ALL {
+        let res = Rejection::new(k).http_response();
+        assert_eq!(res.status(), k.status(), "{k:?}");
+        assert_eq!(res.headers()[CONTENT_TYPE], "application/problem+json", "{k:?}");
+        assert_eq!(res.headers()[http::header::CACHE_CONTROL], "no-store", "{k:?}");
+        let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"type": k.problem_type(), "title": k.title(), "status": k.status().as_u16()}),
+            "{k:?}"
+        );
+        let challenge = res.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
+        let expected = match k.row().challenge {
+            Challenge::None => None,
+            Challenge::Bare => Some("Bearer".to_owned()),
+            Challenge::InvalidRequest => Some(format!("Bearer error=\"invalid_request\", error_description=\"{}\"", k.title())),
+            Challenge::InvalidToken => Some(format!("Bearer error=\"invalid_token\", error_description=\"{}\"", k.title())),
+            Challenge::InsufficientScope => Some("Bearer error=\"insufficient_scope\"".to_owned()),
+        };
+        assert_eq!(challenge, expected, "{k:?}");
+        assert!(res.headers().get(RETRY_AFTER).is_none(), "{k:?}");
+        // A default response is an HTTP response; the same through the responder.
+        let via = ProblemResponder.respond(&Rejection::new(k), &HeaderMap::new());
+        assert_eq!((via.status(), via.body()), (res.status(), res.body()), "{k:?}");
+    }
+}
+
+#[test]
+fn every_kind_renders_a_valid_grpc_response() {
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc+proto"));
+    for &k in RejectionKind::ALL {
+        let res = Rejection::new(k).to_response(&h);
+        assert_eq!(res.status(), StatusCode::OK, "{k:?}");
+        assert_eq!(res.headers()[CONTENT_TYPE], "application/grpc", "{k:?}");
+        assert_eq!(res.headers()["grpc-status"], k.grpc_code().to_string().as_str(), "{k:?}");
+        assert_eq!(res.headers()["grpc-message"], k.title(), "{k:?}");
+        assert!(res.headers().get(WWW_AUTHENTICATE).is_none(), "{k:?}");
+        assert!(res.body().is_empty(), "{k:?}");
+    }
+}
+
+#[test]
+fn scope_and_retry_after_are_rendered() {
+    let r = Rejection::new(RejectionKind::InsufficientScope).with_scope(Arc::from("altinn:krav altinn:betaling"));
+    assert_eq!(r.required_scope(), Some("altinn:krav altinn:betaling"));
+    assert_eq!(
+        r.http_response().headers()[WWW_AUTHENTICATE],
+        "Bearer error=\"insufficient_scope\", scope=\"altinn:krav altinn:betaling\""
+    );
+    let r = Rejection::new(RejectionKind::PdpUnavailable).with_retry_after(Duration::from_millis(200));
+    assert_eq!(r.retry_after(), Some(Duration::from_millis(200)));
+    // Rounded up to a whole second, never 0.
+    assert_eq!(r.http_response().headers()[RETRY_AFTER], "1");
+    let r = r.with_retry_after(Duration::from_secs(7));
+    assert_eq!(r.http_response().headers()[RETRY_AFTER], "7");
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    assert_eq!(r.to_response(&h).headers()[RETRY_AFTER], "7");
+}
+
+#[test]
+fn a_rejection_is_an_error_that_says_its_title() {
+    let r = Rejection::new(RejectionKind::Denied);
+    assert_eq!(r.to_string(), "The system user is denied this access");
+    let e: Box<dyn std::error::Error + Send + Sync> = Box::new(r);
+    assert_eq!(e.to_string(), RejectionKind::Denied.title());
+}
+
+#[test]
+fn grpc_detection_and_shape() {
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc+proto"));
+    let r = Rejection::new(RejectionKind::Denied).to_response(&h);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["grpc-status"], "7");
+    let r = Rejection::new(RejectionKind::Denied).to_response(&HeaderMap::new());
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+    for (ct, grpc) in [
+        ("application/grpc", true),
+        ("Application/GRPC+proto", true),
+        ("application/json", false),
+        ("application/grp", false),
+    ] {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        assert_eq!(is_grpc(&h), grpc, "{ct}");
+    }
+    assert!(!is_grpc(&HeaderMap::new()));
+}
