@@ -23,13 +23,17 @@ pub(crate) enum BodyError {
     Read(&'static str),
 }
 
-/// A client with a connect timeout, a total timeout per request and no redirects, over rustls.
-pub(crate) fn default_client(connect_timeout: Duration, total_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// A client with a connect timeout, an optional total timeout per request and no redirects,
+/// over rustls.
+pub(crate) fn default_client(connect_timeout: Duration, total_timeout: Option<Duration>) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
-        .timeout(total_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+        .redirect(reqwest::redirect::Policy::none());
+    match total_timeout {
+        Some(total) => builder.timeout(total),
+        None => builder,
+    }
+    .build()
 }
 
 /// Reads a response body, refusing anything over `max` bytes.

@@ -318,7 +318,7 @@ impl MaskinportenLayerBuilder {
                 };
                 let client = match self.client {
                     Some(c) => c,
-                    None => crate::outbound::default_client(self.keys.connect_timeout, self.keys.fetch_timeout)
+                    None => crate::outbound::default_client(self.keys.connect_timeout, Some(self.keys.fetch_timeout))
                         .map_err(|_| ConfigError::new("http_client", "the default HTTP client could not be built"))?,
                 };
                 KeyStore::new(issuer.clone(), source, client, self.keys)

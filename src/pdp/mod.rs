@@ -339,8 +339,8 @@ impl AltinnPdpBuilder {
 
     /// The HTTP client for the PDP, the Maskinporten token endpoint and the token exchange.
     ///
-    /// The default has a 2 s connect timeout, a total timeout per request equal to
-    /// [`timeout`](Self::timeout), follows no redirects and uses rustls. A client
+    /// The default has a 2 s connect timeout, follows no redirects and uses rustls; the
+    /// decision's time budget ([`timeout`](Self::timeout)) bounds each decision. A client
     /// you give is used as is: give it a connect timeout and no redirect policy.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
@@ -425,7 +425,7 @@ impl AltinnPdpBuilder {
         }
         let http = match self.http {
             Some(c) => c,
-            None => crate::outbound::default_client(CONNECT_TIMEOUT, self.timeout)
+            None => crate::outbound::default_client(CONNECT_TIMEOUT, None)
                 .map_err(|_| ConfigError::new("http_client", "the default HTTP client could not be built"))?,
         };
         let tokens: Arc<dyn AltinnTokenSource> = match (self.credentials, self.token_source) {
