@@ -45,15 +45,18 @@ impl<S> Layer<S> for SystemUserLayer {
     }
 }
 
-/// Builder for [`SystemUserLayer`].
+/// Builder for [`SystemUserLayer`]. Setters never fail; [`build`](Self::build) reports the
+/// first setting that was wrong, even if a later setter replaced it.
 #[must_use]
 pub struct SystemUserLayerBuilder {
     pdp: Option<AltinnPdp>,
-    resource: Option<Result<ResourceSource, ConfigError>>,
-    action: Result<ActionSource, ConfigError>,
+    resource: Option<ResourceSource>,
+    action: ActionSource,
     grpc: HashMap<Box<str>, Action>,
-    party: Result<PartySource, ConfigError>,
+    party: PartySource,
     responder: Arc<dyn RejectionResponder>,
+    /// The first setter error; never erased by a later setter.
+    error: Option<ConfigError>,
 }
 
 impl Default for SystemUserLayerBuilder {
@@ -61,26 +64,51 @@ impl Default for SystemUserLayerBuilder {
         SystemUserLayerBuilder {
             pdp: None,
             resource: None,
-            action: Ok(ActionSource::FromMethod),
+            action: ActionSource::FromMethod,
             grpc: HashMap::new(),
-            party: Ok(PartySource::SystemUserOrg),
+            party: PartySource::SystemUserOrg,
             responder: Arc::new(ProblemResponder),
+            error: None,
         }
     }
 }
 
+impl std::fmt::Debug for SystemUserLayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemUserLayerBuilder")
+            .field("pdp", &self.pdp)
+            .field("resource", &self.resource)
+            .field("action", &self.action)
+            .field("grpc_methods", &self.grpc)
+            .field("party", &self.party)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SystemUserLayerBuilder {
+    /// Keeps the first error: a later setter never hides an earlier mistake.
+    fn fail(mut self, e: ConfigError) -> Self {
+        self.error.get_or_insert(e);
+        self
+    }
+
     /// The PDP client to ask (shared with other layers by cloning it).
     pub fn pdp(mut self, pdp: AltinnPdp) -> Self {
         self.pdp = Some(pdp);
         self
     }
 
-    /// The resource id in Altinn's resource registry, e.g. `kravogbetaling`. Checked at build
-    /// against `^[a-z0-9_-]{4,}$`.
+    /// The resource id in Altinn's resource registry, e.g. `kravogbetaling`. Checked against
+    /// `^[a-z0-9_-]{4,}$`.
     pub fn resource(mut self, id: &str) -> Self {
-        self.resource = Some(ResourceId::new(id).map(ResourceSource::Fixed).map_err(ConfigError::from));
-        self
+        match ResourceId::new(id) {
+            Ok(r) => {
+                self.resource = Some(ResourceSource::Fixed(r));
+                self
+            }
+            Err(e) => self.fail(ConfigError::new("resource", e.to_string())),
+        }
     }
 
     /// Compute the resource id from the request; `None` refuses the request (400).
@@ -88,20 +116,25 @@ impl SystemUserLayerBuilder {
     where
         F: Fn(&Parts) -> Option<ResourceId> + Send + Sync + 'static,
     {
-        self.resource = Some(Ok(ResourceSource::Computed(Arc::new(f))));
+        self.resource = Some(ResourceSource::Computed(Arc::new(f)));
         self
     }
 
     /// Ask about this action for every request, whatever the method.
     pub fn action(mut self, action: &str) -> Self {
-        self.action = Action::new(action).map(ActionSource::Fixed).map_err(ConfigError::from);
-        self
+        match Action::new(action) {
+            Ok(a) => {
+                self.action = ActionSource::Fixed(a);
+                self
+            }
+            Err(e) => self.fail(ConfigError::new("action", e.to_string())),
+        }
     }
 
     /// Derive the action from the HTTP method (the default): GET/HEAD `read`,
     /// POST/PUT/PATCH `write`, DELETE `delete`; other methods are refused (400).
     pub fn action_from_method(mut self) -> Self {
-        self.action = Ok(ActionSource::FromMethod);
+        self.action = ActionSource::FromMethod;
         self
     }
 
@@ -110,26 +143,28 @@ impl SystemUserLayerBuilder {
     where
         F: Fn(&Parts) -> Option<Action> + Send + Sync + 'static,
     {
-        self.action = Ok(ActionSource::Computed(Arc::new(f)));
+        self.action = ActionSource::Computed(Arc::new(f));
         self
     }
 
     /// For gRPC: ask about `action` for calls to `path` (`/package.Service/Method`). Once any
     /// method is listed, the action comes from this table and unlisted methods are refused.
     pub fn grpc_method(mut self, path: &str, action: &str) -> Self {
-        match Action::new(action) {
-            Ok(a) if path.starts_with('/') && path[1..].contains('/') => {
-                self.grpc.insert(path.into(), a);
-            }
-            Ok(_) => self.action = Err(ConfigError::new("grpc_method", format!("not a gRPC method path: {path:?}"))),
-            Err(e) => self.action = Err(e.into()),
+        if !(path.starts_with('/') && path[1..].contains('/')) {
+            return self.fail(ConfigError::new("grpc_method", format!("not a gRPC method path: {path:?}")));
         }
-        self
+        match Action::new(action) {
+            Ok(a) => {
+                self.grpc.insert(path.into(), a);
+                self
+            }
+            Err(e) => self.fail(ConfigError::new("grpc_method", e.to_string())),
+        }
     }
 
     /// The party is the system user's own organisation (`systemuser_org`). The default.
     pub fn party_from_system_user(mut self) -> Self {
-        self.party = Ok(PartySource::SystemUserOrg);
+        self.party = PartySource::SystemUserOrg;
         self
     }
 
@@ -137,24 +172,33 @@ impl SystemUserLayerBuilder {
     /// digits for an organisation, eleven for a person. Use the path as this layer sees it
     /// (inside `Router::nest`, without the prefix).
     pub fn party_from_path(mut self, template: &str) -> Self {
-        self.party = template_segment(template)
-            .map(PartySource::PathSegment)
-            .ok_or_else(|| ConfigError::new("party_from_path", "template needs exactly one {param} segment and a leading '/'"));
-        self
+        match template_segment(template) {
+            Some(i) => {
+                self.party = PartySource::PathSegment(i);
+                self
+            }
+            None => self.fail(ConfigError::new(
+                "party_from_path",
+                "template needs exactly one {param} segment and a leading '/'",
+            )),
+        }
     }
 
     /// The party is path segment `index` (0 is the first after the leading `/`).
     pub fn party_from_path_segment(mut self, index: usize) -> Self {
-        self.party = Ok(PartySource::PathSegment(index));
+        self.party = PartySource::PathSegment(index);
         self
     }
 
     /// The party is the value of this request header (exactly one such header).
     pub fn party_from_header(mut self, name: &str) -> Self {
-        self.party = HeaderName::from_bytes(name.as_bytes())
-            .map(PartySource::Header)
-            .map_err(|_| ConfigError::new("party_from_header", "not a valid header name"));
-        self
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) => {
+                self.party = PartySource::Header(h);
+                self
+            }
+            Err(_) => self.fail(ConfigError::new("party_from_header", "not a valid header name")),
+        }
     }
 
     /// Compute the party from the request and the verified token; `None` refuses it (400).
@@ -163,7 +207,7 @@ impl SystemUserLayerBuilder {
     where
         F: Fn(&Parts, &MaskinportenToken) -> Option<Party> + Send + Sync + 'static,
     {
-        self.party = Ok(PartySource::Computed(Arc::new(f)));
+        self.party = PartySource::Computed(Arc::new(f));
         self
     }
 
@@ -175,13 +219,19 @@ impl SystemUserLayerBuilder {
 
     /// Checks the configuration and builds the layer. No network I/O.
     pub fn build(self) -> Result<SystemUserLayer, ConfigError> {
-        let pdp = self.pdp.ok_or_else(|| ConfigError::new("pdp", "not set"))?;
-        let resource = self.resource.ok_or_else(|| ConfigError::new("resource", "not set"))??;
-        let mut action = self.action?;
-        if !self.grpc.is_empty() {
-            action = ActionSource::GrpcMethods(Arc::new(self.grpc));
+        if let Some(e) = self.error {
+            return Err(e);
         }
-        let party = self.party?;
+        let pdp = self.pdp.ok_or_else(|| ConfigError::missing("pdp", "required"))?;
+        let resource = self
+            .resource
+            .ok_or_else(|| ConfigError::missing("resource", "required (or resource_with)"))?;
+        let action = if self.grpc.is_empty() {
+            self.action
+        } else {
+            ActionSource::GrpcMethods(Arc::new(self.grpc))
+        };
+        let party = self.party;
         Ok(SystemUserLayer {
             config: Arc::new(Config {
                 pdp,
@@ -189,5 +239,86 @@ impl SystemUserLayerBuilder {
                 responder: self.responder,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ConfigErrorKind;
+    use crate::pdp::{AltinnToken, AltinnTokenSource, PdpError, PdpErrorKind};
+    use std::future::Future;
+    use std::pin::Pin;
+
+    /// Never asked: building a layer does no I/O.
+    struct NoTokens;
+
+    impl AltinnTokenSource for NoTokens {
+        fn token(&self, _force_refresh: bool) -> Pin<Box<dyn Future<Output = Result<AltinnToken, PdpError>> + Send + '_>> {
+            Box::pin(async { Err(PdpError::new(PdpErrorKind::Credentials)) })
+        }
+    }
+
+    fn ok() -> SystemUserLayerBuilder {
+        let pdp = AltinnPdp::builder()
+            .platform_url("http://127.0.0.1:9")
+            .token_source(NoTokens)
+            .build()
+            .unwrap();
+        SystemUserLayer::builder().pdp(pdp).resource("kravogbetaling")
+    }
+
+    fn err(b: SystemUserLayerBuilder) -> (ConfigErrorKind, &'static str) {
+        let e = b.build().unwrap_err();
+        (e.kind(), e.field())
+    }
+
+    #[test]
+    fn configuration_errors_name_the_builder_method() {
+        assert!(ok().build().is_ok());
+        assert_eq!(
+            err(SystemUserLayer::builder().resource("kravogbetaling")),
+            (ConfigErrorKind::Missing, "pdp")
+        );
+        assert_eq!(err(ok().pdp_only()), (ConfigErrorKind::Missing, "resource"));
+        assert_eq!(err(ok().resource("Krav")), (ConfigErrorKind::Invalid, "resource"));
+        assert_eq!(err(ok().action("Read")), (ConfigErrorKind::Invalid, "action"));
+        assert_eq!(err(ok().grpc_method("no-slash", "read")), (ConfigErrorKind::Invalid, "grpc_method"));
+        assert_eq!(err(ok().grpc_method("/a.B/C", "Read")), (ConfigErrorKind::Invalid, "grpc_method"));
+        assert_eq!(err(ok().party_from_path("/krav")), (ConfigErrorKind::Invalid, "party_from_path"));
+        assert_eq!(
+            err(ok().party_from_header("bad header")),
+            (ConfigErrorKind::Invalid, "party_from_header")
+        );
+    }
+
+    #[test]
+    fn a_later_setter_never_erases_an_earlier_error() {
+        assert_eq!(err(ok().resource("Krav").resource("kravogbetaling")).1, "resource");
+        assert_eq!(err(ok().action("Read").action_from_method()).1, "action");
+        assert_eq!(err(ok().grpc_method("x", "read").action("read")).1, "grpc_method");
+        assert_eq!(err(ok().party_from_path("/krav").party_from_system_user()).1, "party_from_path");
+        assert_eq!(
+            err(ok().party_from_header("bad header").party_from_path("/krav/{orgnr}")).1,
+            "party_from_header"
+        );
+        // The first of two errors is the one reported.
+        assert_eq!(err(ok().action("Read").resource("Krav")).1, "action");
+    }
+
+    #[test]
+    fn builder_debug_shows_the_target() {
+        let shown = format!("{:?}", ok().party_from_path("/krav/{orgnr}").action("sign"));
+        assert!(
+            shown.contains("kravogbetaling") && shown.contains("sign") && shown.contains("<path segment 1>"),
+            "{shown}"
+        );
+    }
+
+    impl SystemUserLayerBuilder {
+        /// The builder with its PDP but without a resource.
+        fn pdp_only(self) -> Self {
+            SystemUserLayerBuilder { resource: None, ..self }
+        }
     }
 }

@@ -44,36 +44,41 @@ pub(crate) enum PartySource {
 }
 
 /// The three sources, resolved per request.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Target {
     pub resource: ResourceSource,
     pub action: ActionSource,
     pub party: PartySource,
 }
 
-impl fmt::Debug for Target {
+impl fmt::Debug for ResourceSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let resource = match &self.resource {
-            ResourceSource::Fixed(r) => r.as_str(),
-            ResourceSource::Computed(_) => "<computed>",
-        };
-        let action = match &self.action {
-            ActionSource::FromMethod => "<from method>",
-            ActionSource::Fixed(a) => a.as_str(),
-            ActionSource::GrpcMethods(_) => "<from gRPC method>",
-            ActionSource::Computed(_) => "<computed>",
-        };
-        let party = match &self.party {
-            PartySource::SystemUserOrg => "<system user's organisation>".to_owned(),
-            PartySource::PathSegment(i) => format!("<path segment {i}>"),
-            PartySource::Header(h) => format!("<header {h}>"),
-            PartySource::Computed(_) => "<computed>".to_owned(),
-        };
-        f.debug_struct("Target")
-            .field("resource", &resource)
-            .field("action", &action)
-            .field("party", &party)
-            .finish()
+        match self {
+            ResourceSource::Fixed(r) => f.write_str(r.as_str()),
+            ResourceSource::Computed(_) => f.write_str("<computed>"),
+        }
+    }
+}
+
+impl fmt::Debug for ActionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ActionSource::FromMethod => f.write_str("<from method>"),
+            ActionSource::Fixed(a) => f.write_str(a.as_str()),
+            ActionSource::GrpcMethods(_) => f.write_str("<from gRPC method>"),
+            ActionSource::Computed(_) => f.write_str("<computed>"),
+        }
+    }
+}
+
+impl fmt::Debug for PartySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartySource::SystemUserOrg => f.write_str("<system user's organisation>"),
+            PartySource::PathSegment(i) => write!(f, "<path segment {i}>"),
+            PartySource::Header(h) => write!(f, "<header {h}>"),
+            PartySource::Computed(_) => f.write_str("<computed>"),
+        }
     }
 }
 
