@@ -7,7 +7,6 @@ use std::time::SystemTime;
 use uuid::Uuid;
 
 use crate::Party;
-use crate::error::ConfigError;
 
 /// Why a resource id or an action is not acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -19,16 +18,6 @@ pub enum TargetError {
     /// The action is not 1 to 64 characters of `[a-z0-9_:-]`.
     #[error("an action is 1 to 64 characters of [a-z0-9_:-]")]
     InvalidAction,
-}
-
-impl From<TargetError> for ConfigError {
-    fn from(e: TargetError) -> Self {
-        let field = match e {
-            TargetError::InvalidResource => "resource",
-            TargetError::InvalidAction => "action",
-        };
-        ConfigError::new(field, e.to_string())
-    }
 }
 
 /// An id from Altinn's resource registry, for example `kravogbetaling`.
@@ -307,8 +296,6 @@ mod tests {
         for bad in ["", "Read", "read ", "re/ad", "læs", "a".repeat(65).as_str()] {
             assert_eq!(Action::new(bad), Err(TargetError::InvalidAction), "{bad}");
         }
-        let e: ConfigError = TargetError::InvalidAction.into();
-        assert_eq!(e.field(), "action");
     }
 
     const SU: &str = "47caea5b-a80b-4343-b1d3-31eb523a4e28";
