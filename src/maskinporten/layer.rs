@@ -195,6 +195,9 @@ impl MaskinportenLayerBuilder {
 
     /// The HTTP client for discovery and JWKS fetches. Its own timeouts apply in addition to
     /// ours (connect 3 s, total 10 s per fetch).
+    ///
+    /// `reqwest` is a public dependency: its major version (0.13) is part of this crate's
+    /// semver (see [`AltinnPdpBuilder::http_client`](crate::pdp::AltinnPdpBuilder::http_client)).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self

@@ -342,6 +342,10 @@ impl AltinnPdpBuilder {
     /// The default has a 2 s connect timeout, follows no redirects and uses rustls; the
     /// decision's time budget ([`timeout`](Self::timeout)) bounds each decision. A client
     /// you give is used as is: give it a connect timeout and no redirect policy.
+    ///
+    /// `reqwest` is a public dependency: its major version (0.13) is part of this crate's
+    /// semver, so that you can share your own client (proxy, root certificates, connection
+    /// pool) without a wrapper. A `reqwest` upgrade is a breaking release of this crate.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
