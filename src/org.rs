@@ -4,6 +4,17 @@
 //! Only the ICD `0192` (the Norwegian Enhetsregisteret) is used today; other ICDs are kept as
 //! [`OrgId::Other`] so a token that carries one is still readable, but they are never asked about
 //! in a PDP request.
+//!
+//! ```
+//! use altinn_systemuser::org::{OrgNumber, Party};
+//!
+//! // What a route such as `/krav/{orgnr}` carries: nine digits (with a valid check digit) are
+//! // an organisation, eleven a person.
+//! let party = Party::parse("923609016").unwrap();
+//! assert_eq!(party, Party::Organisation("923609016".parse::<OrgNumber>().unwrap()));
+//! assert!(Party::parse("923609017").is_err()); // wrong check digit
+//! assert!(Party::parse("92360901").is_err()); // eight digits
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;
