@@ -5,7 +5,7 @@
 
 mod support;
 
-use altinn_systemuser::test_util::PdpAnswer;
+use altinn_systemuser::test_util::{KeyRole, PdpAnswer, TestKey};
 use altinn_systemuser::{Party, SystemUser, SystemUserLayer};
 use futures_util::Stream;
 use std::pin::Pin;
@@ -199,7 +199,7 @@ async fn bad_token_is_unauthenticated() {
         .scope(support::API_SCOPE)
         .issued_at(SystemTime::now() - Duration::from_secs(600))
         .sign();
-    let foreign = altinn_systemuser::test_util::TestKey::generate("foreign");
+    let foreign = TestKey::for_role(KeyRole::Rogue).with_kid("foreign");
     let forged = env
         .fakes
         .mp

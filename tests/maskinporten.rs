@@ -5,7 +5,7 @@ mod support;
 
 use altinn_systemuser::MaskinportenToken;
 use altinn_systemuser::maskinporten::{Algorithm, MaskinportenLayer, MaskinportenLayerBuilder};
-use altinn_systemuser::test_util::{EndpointMode, FakeMaskinporten, TestKey};
+use altinn_systemuser::test_util::{EndpointMode, FakeMaskinporten, KeyRole, TestKey};
 use altinn_systemuser::{Rejection, RejectionKind};
 use axum::Router;
 use axum::body::Body;
@@ -253,7 +253,7 @@ async fn signature_rules() {
         "invalid-signature",
     );
     // Signed by an unpublished key under the published kid.
-    let rogue = Arc::new(TestKey::generate(mp.signing_key().kid()));
+    let rogue = Arc::new(TestKey::for_role(KeyRole::Rogue).with_kid(mp.signing_key().kid()));
     let t = mp.token().scope(SCOPE).signed_by(rogue).sign();
     assert_invalid_token(&get_with_token(&app, "/whoami", &t).await, "invalid-signature");
     // Header alg RS384 but signed with RS256 (header edited after signing would fail anyway).
@@ -287,7 +287,7 @@ fn b64(s: &str) -> String {
 async fn unknown_kid_is_refused_after_one_refetch() {
     let (mp, app) = start().await;
     assert_eq!(get_with_token(&app, "/whoami", &mp.token().scope(SCOPE).sign()).await.status, 200);
-    let stranger = Arc::new(TestKey::generate("not-published"));
+    let stranger = Arc::new(TestKey::for_role(KeyRole::Rogue).with_kid("not-published"));
     let t = mp.token().scope(SCOPE).signed_by(stranger).sign();
     assert_invalid_token(&get_with_token(&app, "/whoami", &t).await, "unknown-signing-key");
     assert_eq!(mp.jwks_requests(), 2, "first fetch, then one refetch for the unknown kid");
@@ -735,7 +735,7 @@ async fn configured_jwks_uri_skips_discovery() {
 #[tokio::test]
 async fn weak_keys_in_the_jwks_are_skipped() {
     let mp = FakeMaskinporten::start().await;
-    let weak = TestKey::generate("enc-key");
+    let weak = TestKey::for_role(KeyRole::Rogue).with_kid("enc-key");
     let mut enc = weak.public_jwk();
     enc["use"] = json!("enc");
     let mut hs = json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});

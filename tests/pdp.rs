@@ -9,7 +9,7 @@ use altinn_systemuser::pdp::{
     AUTHORIZE_SCOPE, Action, AltinnPdp, AltinnPdpBuilder, Decision, DecisionRequest, MaskinportenCredentials, PdpError, PdpErrorKind,
     ResourceId,
 };
-use altinn_systemuser::test_util::{EndpointMode, PdpAnswer, STATUS_OK, TestKey, decode_unverified};
+use altinn_systemuser::test_util::{EndpointMode, KeyRole, PdpAnswer, STATUS_OK, TestKey, decode_unverified};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -488,7 +488,7 @@ async fn secrets_stay_out_of_debug_and_display() {
     assert!(!shown.contains(&altinn_token[..40]), "{shown}");
 
     // Maskinporten refuses the grant with a description: it is not repeated in our error.
-    let stranger = TestKey::generate("unregistered-key");
+    let stranger = TestKey::for_role(KeyRole::Rogue).with_kid("unregistered-key");
     let creds = MaskinportenCredentials::builder()
         .issuer(fakes.mp.issuer())
         .client_id("unregistered-client")

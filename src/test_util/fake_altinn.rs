@@ -2,6 +2,7 @@
 
 use super::fake_maskinporten::{FakeMaskinporten, MpState};
 use super::jwt::{TokenBuilder, decode, now};
+use super::key_pool::KeyRole;
 use super::keys::TestKey;
 use super::server::{self, Bound, EndpointMode, ServerGuard, lock};
 use axum::Router;
@@ -200,7 +201,8 @@ fn default_obligations() -> Value {
 
 impl FakeAltinn {
     /// Starts the fake. Exchanges accept tokens that `maskinporten` issued and still publishes
-    /// keys for; the PDP requires `subscription_key`.
+    /// keys for; the PDP requires `subscription_key`. Altinn tokens are signed by the pooled
+    /// [`KeyRole::Altinn`] key under a random `kid` (no key is generated).
     ///
     /// Must be called inside a Tokio runtime. The port is bound before this returns.
     ///
@@ -213,7 +215,7 @@ impl FakeAltinn {
             platform: format!("http://{}", bound.addr),
             subscription_key: subscription_key.to_owned(),
             maskinporten: maskinporten.state(),
-            key: Arc::new(TestKey::generate_random_kid()),
+            key: Arc::new(TestKey::for_role(KeyRole::Altinn).with_kid(Uuid::new_v4().to_string())),
             rules: Mutex::new(Vec::new()),
             answers: Mutex::new(Answers::default()),
             config: Mutex::new(Config {

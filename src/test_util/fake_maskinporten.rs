@@ -1,6 +1,7 @@
 //! [`FakeMaskinporten`]: RFC 8414 metadata, a JWKS, a JWT-bearer token endpoint, and tokens.
 
 use super::jwt::{TokenBuilder, decode, now, random_jti};
+use super::key_pool::KeyRole;
 use super::keys::{TestKey, verify_with_jwk};
 use super::server::{self, Bound, EndpointMode, ServerGuard, lock};
 use axum::Router;
@@ -127,6 +128,8 @@ struct Keys {
     signing: Arc<TestKey>,
     published: Vec<Arc<TestKey>>,
     extra: Vec<Value>,
+    /// Rotations so far (picks the next rotation key).
+    rotations: u32,
 }
 
 struct Config {
@@ -140,7 +143,9 @@ struct Config {
 }
 
 impl FakeMaskinporten {
-    /// Starts the fake with one signing key (RSA-2048, random `kid`).
+    /// Starts the fake with one signing key: the pooled [`KeyRole::Maskinporten`] key under a
+    /// random `kid` (so no key is generated; fakes in one process share that key material, never
+    /// a `kid`).
     ///
     /// Must be called inside a Tokio runtime. The port is bound before this returns.
     ///
@@ -150,13 +155,14 @@ impl FakeMaskinporten {
     pub async fn start() -> FakeMaskinporten {
         let bound = Bound::bind().await;
         let issuer = format!("http://{}/", bound.addr);
-        let key = Arc::new(TestKey::generate_random_kid());
+        let key = Arc::new(TestKey::for_role(KeyRole::Maskinporten).with_kid(Uuid::new_v4().to_string()));
         let state = Arc::new(MpState {
             issuer,
             keys: Mutex::new(Keys {
                 signing: key.clone(),
                 published: vec![key],
                 extra: Vec::new(),
+                rotations: 0,
             }),
             config: Mutex::new(Config {
                 metadata_mode: EndpointMode::Normal,
@@ -225,10 +231,24 @@ impl FakeMaskinporten {
         lock(&self.st().keys).signing.clone()
     }
 
-    /// Key rotation: generates a new key, publishes it and makes it the signing key. The old key
-    /// stays published (remove it with [`remove_key`](Self::remove_key)). Returns the new `kid`.
+    /// Key rotation: publishes another key under a new random `kid` and makes it the signing
+    /// key. The old key stays published (remove it with [`remove_key`](Self::remove_key)).
+    /// Returns the new `kid`.
+    ///
+    /// The `n`th rotation of a fake (from 0) switches to the pooled [`KeyRole::Rotation`]`(n)`
+    /// key, so every rotation of a fake brings key material the fake has not used before.
     pub fn rotate_key(&self) -> String {
-        let key = Arc::new(TestKey::generate_random_kid());
+        let n = {
+            let mut keys = lock(&self.st().keys);
+            keys.rotations = keys.rotations.saturating_add(1);
+            keys.rotations - 1
+        };
+        // Outside the lock: the first use of a rotation key generates it.
+        let key = match u8::try_from(n) {
+            Ok(n) => TestKey::for_role(KeyRole::Rotation(n)),
+            Err(_) => TestKey::generate("rotation"),
+        };
+        let key = Arc::new(key.with_kid(Uuid::new_v4().to_string()));
         let kid = key.kid().to_owned();
         let mut keys = lock(&self.st().keys);
         keys.published.push(key.clone());

@@ -135,7 +135,7 @@ async fn tokens_are_signed_and_verifiable() {
     );
     assert_eq!(mp.verify_access_token(&token).unwrap(), claims);
 
-    let stranger = TestKey::generate("stranger");
+    let stranger = TestKey::for_role(KeyRole::Rogue).with_kid("stranger");
     assert!(mp.verify_access_token(&mp.token().signed_by(&stranger).sign()).is_none());
     assert!(mp.verify_access_token(&mp.token().lifetime(Duration::ZERO).sign()).is_none());
     assert!(mp.verify_access_token(&mp.token().alg("none").sign()).is_none());
@@ -149,7 +149,7 @@ async fn tokens_are_signed_and_verifiable() {
 #[tokio::test]
 async fn token_endpoint_checks_assertions() {
     let mp = FakeMaskinporten::start().await;
-    let key = TestKey::generate("client-key");
+    let key = TestKey::for_role(KeyRole::Vendor).with_kid("client-key");
     mp.register_client(ClientRegistration::new(
         "client-1",
         &key,
@@ -189,7 +189,11 @@ async fn token_endpoint_checks_assertions() {
         .sign();
     assert_eq!(post_token(&mp, &long).await.1["error"], "invalid_grant");
     let forged = mp
-        .client_assertion("client-1", &TestKey::generate("client-key"), "altinn:authorization/authorize")
+        .client_assertion(
+            "client-1",
+            &TestKey::for_role(KeyRole::Rogue).with_kid("client-key"),
+            "altinn:authorization/authorize",
+        )
         .sign();
     assert_eq!(post_token(&mp, &forged).await.1["error"], "invalid_grant");
     assert_eq!(post_token(&mp, "garbage").await.1["error"], "invalid_grant");
@@ -241,7 +245,7 @@ async fn exchange_and_pdp() {
     assert!(json_token.is_string());
     let res = client()
         .get(altinn.exchange_url())
-        .bearer_auth(TestKey::generate("x").sign_jws("RS256", &json!({}), "{}"))
+        .bearer_auth(TestKey::for_role(KeyRole::Rogue).sign_jws("RS256", &json!({}), "{}"))
         .send()
         .await;
     assert_eq!(res.unwrap().status(), 401);

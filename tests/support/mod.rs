@@ -81,7 +81,7 @@ pub async fn serve(app: Router) -> String {
 
 use altinn_systemuser::MaskinportenLayer;
 use altinn_systemuser::pdp::{AUTHORIZE_SCOPE, AltinnPdp, AltinnPdpBuilder, MaskinportenCredentials};
-use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, TestKey};
+use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use uuid::Uuid;
 
 /// The scope the API under test requires of its callers.
@@ -115,7 +115,7 @@ impl Fakes {
     pub async fn start() -> Fakes {
         let mp = FakeMaskinporten::start().await;
         let altinn = FakeAltinn::start(&mp, SUBSCRIPTION_KEY).await;
-        let provider_key = TestKey::generate("provider-key-1");
+        let provider_key = TestKey::for_role(KeyRole::Provider).with_kid("provider-key-1");
         mp.register_client(ClientRegistration::new(
             PROVIDER_CLIENT_ID,
             &provider_key,
