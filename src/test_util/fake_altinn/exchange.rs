@@ -1,8 +1,8 @@
 //! The token exchange: a Maskinporten token in, an Altinn token out; and the Altinn tokens the
 //! PDP accepts.
 
-use super::AltinnState;
 use super::recorded::record;
+use super::{AltinnState, ExchangeFormat};
 use crate::test_util::jwt::{TokenBuilder, decode, now};
 use crate::test_util::server::{self, EndpointMode, lock};
 use axum::extract::State;
@@ -75,7 +75,11 @@ impl AltinnState {
 pub(super) async fn exchange(State(st): State<Arc<AltinnState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let req = record(method, &uri, headers, body);
     lock(&st.exchange_requests).push(req.clone());
-    let mode = lock(&st.config).exchange_mode.clone();
+    let (mode, format) = {
+        let mut c = lock(&st.config);
+        let mode = c.exchange_queue.pop_front().unwrap_or_else(|| c.exchange_mode.clone());
+        (mode, c.exchange_format)
+    };
     if let Some(res) = server::fault(&mode, &st.shutdown).await {
         return res;
     }
@@ -87,15 +91,19 @@ pub(super) async fn exchange(State(st): State<Arc<AltinnState>>, method: Method,
         return server::raw(200, "text/plain; charset=utf-8", "");
     }
     let token = st.issue(&claims);
-    let wants_json = req.header("accept").is_some_and(|a| {
-        a.split(',').any(|t| {
-            t.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        })
-    });
+    let wants_json = match format {
+        ExchangeFormat::PlainText => false,
+        ExchangeFormat::JsonString => true,
+        ExchangeFormat::Negotiated => req.header("accept").is_some_and(|a| {
+            a.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            })
+        }),
+    };
     if wants_json {
         let body = Value::String(token);
         if mode == EndpointMode::Oversized {

@@ -14,7 +14,7 @@ mod script;
 mod xacml;
 
 pub use recorded::RecordedRequest;
-pub use script::PdpAnswer;
+pub use script::{ExchangeFormat, PdpAnswer};
 
 use super::fake_maskinporten::{FakeMaskinporten, MpState};
 use super::key_pool::KeyRole;
@@ -24,7 +24,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use script::Answers;
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -45,7 +45,12 @@ pub const STATUS_PROCESSING_ERROR: &str = "urn:oasis:names:tc:xacml:1.0:status:p
 /// [`FakeMaskinporten::verify_access_token`] accepts (any scope), else `401`. Answers an Altinn
 /// JWT signed by this fake's own key (issuer `{platform}/authentication/api/v1/openid/`, lifetime
 /// 30 min by default, claims shaped like a real exchanged token) as `text/plain`, or as a JSON
-/// string literal with `application/json` when the request has `Accept: application/json`.
+/// string literal with `application/json` when the request has `Accept: application/json`
+/// (see [`set_exchange_format`](Self::set_exchange_format)). Faults: [`set_exchange_mode`]
+/// (every answer) and [`push_exchange_mode`] (the next answers, one each).
+///
+/// [`set_exchange_mode`]: Self::set_exchange_mode
+/// [`push_exchange_mode`]: Self::push_exchange_mode
 ///
 /// **PDP**, `POST {platform}/authorization/api/v1/authorize`, checked like the real one, in this
 /// order: the subscription key in `Ocp-Apim-Subscription-Key` (`401` with an API Management
@@ -97,19 +102,24 @@ struct AltinnState {
     shutdown: watch::Receiver<bool>,
 }
 
+/// One question and the PDP's decision on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Rule {
     system_user: Uuid,
     action: String,
     resource: String,
     party: String,
+    decision: String,
 }
 
 struct Config {
     delay: Duration,
     permit_obligations: Value,
+    reverse_results: bool,
     exchange_lifetime: Duration,
     exchange_mode: EndpointMode,
+    exchange_queue: VecDeque<EndpointMode>,
+    exchange_format: ExchangeFormat,
 }
 
 /// The default obligation on permits: minimum authentication level 2 (a system user has 3).
@@ -148,8 +158,11 @@ impl FakeAltinn {
             config: Mutex::new(Config {
                 delay: Duration::ZERO,
                 permit_obligations: default_obligations(),
+                reverse_results: false,
                 exchange_lifetime: Duration::from_secs(30 * 60),
                 exchange_mode: EndpointMode::Normal,
+                exchange_queue: VecDeque::new(),
+                exchange_format: ExchangeFormat::Negotiated,
             }),
             issued: Mutex::new(HashSet::new()),
             pdp_requests: Mutex::new(Vec::new()),
@@ -201,13 +214,23 @@ impl FakeAltinn {
     }
 
     /// Adds a rule: `system_user` may do `action` on `resource` for `party` (a 9-digit
-    /// organisation number or an 11-digit national identity number, compared as text).
+    /// organisation number or an 11-digit national identity number, compared as text). The
+    /// same as [`rule`](Self::rule)`(…, "Permit")`.
     pub fn permit(&self, system_user: Uuid, action: &str, resource: &str, party: &str) {
+        self.rule(system_user, action, resource, party, "Permit");
+    }
+
+    /// Adds a rule with any decision: under [`PdpAnswer::Rules`], the question of `system_user`
+    /// doing `action` on `resource` for `party` is answered `decision` (e.g. `"Deny"`,
+    /// `"Indeterminate"`), with status ok; a `"Permit"` carries the permit obligations. When
+    /// several rules match a question, the last one added wins.
+    pub fn rule(&self, system_user: Uuid, action: &str, resource: &str, party: &str, decision: &str) {
         let rule = Rule {
             system_user,
             action: action.into(),
             resource: resource.into(),
             party: party.into(),
+            decision: decision.into(),
         };
         lock(&self.st().rules).push(rule);
     }
@@ -234,6 +257,13 @@ impl FakeAltinn {
         lock(&self.st().config).delay = d;
     }
 
+    /// Whether the results of a multi-request come in reverse order (`false` by default). The
+    /// real PDP does not promise to answer in the order asked; a client must match each result
+    /// to its question by the attributes it echoes.
+    pub fn set_results_reversed(&self, reversed: bool) {
+        lock(&self.st().config).reverse_results = reversed;
+    }
+
     /// The `obligations` array of rule permits. The default is one obligation,
     /// `urn:altinn:obligation:authenticationLevel1`, requiring authentication level 2 (category
     /// `urn:altinn:minimum-authenticationlevel`), which a system user meets.
@@ -250,6 +280,20 @@ impl FakeAltinn {
     /// body).
     pub fn set_exchange_mode(&self, mode: EndpointMode) {
         lock(&self.st().config).exchange_mode = mode;
+    }
+
+    /// Queues a one-shot mode for the exchange endpoint: the next exchanges use the queued
+    /// modes, one each, in order, before the mode set with
+    /// [`set_exchange_mode`](Self::set_exchange_mode). For example
+    /// `push_exchange_mode(EndpointMode::Status(401))` refuses the next exchange only.
+    pub fn push_exchange_mode(&self, mode: EndpointMode) {
+        lock(&self.st().config).exchange_queue.push_back(mode);
+    }
+
+    /// How the exchange writes the token in a `200` answer ([`ExchangeFormat::Negotiated`] by
+    /// default).
+    pub fn set_exchange_format(&self, format: ExchangeFormat) {
+        lock(&self.st().config).exchange_format = format;
     }
 
     /// Revokes every Altinn token issued so far: the PDP answers them with 401. Tokens issued

@@ -4,12 +4,13 @@
 use super::exchange::unauthorized;
 use super::recorded::record;
 use super::xacml::{Decision, decisions};
-use super::{AltinnState, PdpAnswer, Rule, STATUS_OK, STATUS_SYNTAX_ERROR};
+use super::{AltinnState, PdpAnswer, STATUS_OK, STATUS_SYNTAX_ERROR};
 use crate::test_util::server::{self, lock};
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Uri, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -20,10 +21,17 @@ pub(super) async fn pdp(State(st): State<Arc<AltinnState>>, method: Method, uri:
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let answer = {
+    let mut answer = {
         let mut answers = lock(&st.answers);
         answers.queue.pop_front().unwrap_or_else(|| answers.default.clone())
     };
+    while let PdpAnswer::Delayed { delay, then } = answer {
+        let mut shutdown = st.shutdown.clone();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => answer = *then,
+            _ = shutdown.wait_for(|stopped| *stopped) => return server::status(503),
+        }
+    }
     match answer {
         PdpAnswer::Rules | PdpAnswer::Decision(_) | PdpAnswer::Result(_) => {}
         PdpAnswer::Body {
@@ -40,8 +48,21 @@ pub(super) async fn pdp(State(st): State<Arc<AltinnState>>, method: Method, uri:
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             return res;
         }
+        PdpAnswer::Raw { status, headers, body } => {
+            let mut res = server::status(status);
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                    res.headers_mut().append(name, value);
+                }
+            }
+            *res.body_mut() = body.into();
+            return res;
+        }
+        PdpAnswer::Chunked { len } => return chunked(len),
         PdpAnswer::Status(code) => return server::status(code),
         PdpAnswer::Hang => return server::hang(&st.shutdown).await,
+        // Unwrapped above.
+        PdpAnswer::Delayed { .. } => return server::status(500),
     }
 
     if req.header("ocp-apim-subscription-key") != Some(st.subscription_key.as_str()) {
@@ -75,10 +96,13 @@ pub(super) async fn pdp(State(st): State<Arc<AltinnState>>, method: Method, uri:
         });
         return server::raw(400, "application/problem+json; charset=utf-8", problem.to_string());
     };
-    let results = match decisions(&root) {
+    let mut results: Vec<Value> = match decisions(&root) {
         Ok(decisions) => decisions.iter().map(|d| evaluate(&st, &answer, d)).collect(),
         Err(_) => vec![result("Indeterminate", STATUS_SYNTAX_ERROR, Value::Null, Value::Null)],
     };
+    if lock(&st.config).reverse_results {
+        results.reverse();
+    }
     server::raw(200, "application/json; charset=utf-8", json!({ "response": results }).to_string())
 }
 
@@ -105,17 +129,29 @@ fn evaluate(st: &AltinnState, answer: &PdpAnswer, d: &Decision) -> Value {
         PdpAnswer::Decision(s) if s.eq_ignore_ascii_case("permit") => result(s, STATUS_OK, obligations(), d.echo.clone()),
         PdpAnswer::Decision(s) => result(s, STATUS_OK, Value::Null, d.echo.clone()),
         _ => {
-            let rule = Rule {
-                system_user: d.subject,
-                action: d.action.clone(),
-                resource: d.resource.clone(),
-                party: d.party.clone(),
-            };
-            if lock(&st.rules).contains(&rule) {
-                result("Permit", STATUS_OK, obligations(), d.echo.clone())
-            } else {
-                result("NotApplicable", STATUS_OK, Value::Null, d.echo.clone())
+            let decision = lock(&st.rules)
+                .iter()
+                .rev()
+                .find(|r| r.system_user == d.subject && r.action == d.action && r.resource == d.resource && r.party == d.party)
+                .map(|r| r.decision.clone());
+            match decision {
+                Some(s) if s.eq_ignore_ascii_case("permit") => result(&s, STATUS_OK, obligations(), d.echo.clone()),
+                Some(s) => result(&s, STATUS_OK, Value::Null, d.echo.clone()),
+                None => result("NotApplicable", STATUS_OK, Value::Null, d.echo.clone()),
             }
         }
     }
+}
+
+/// `200` with a body of `len` spaces in 1 KiB chunks, without a `Content-Length`.
+fn chunked(len: usize) -> Response {
+    const CHUNK: usize = 1024;
+    let chunks = (0..len.div_ceil(CHUNK)).map(move |i| {
+        let size = CHUNK.min(len - i * CHUNK);
+        Ok::<_, std::io::Error>(Bytes::from(vec![b' '; size]))
+    });
+    let mut res = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 use serde_json::Value;
 
-/// One request received by [`FakeAltinn`], recorded before it was answered.
+/// One request received by [`FakeAltinn`](super::FakeAltinn), recorded before it was answered.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
     /// The method.

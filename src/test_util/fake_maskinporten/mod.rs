@@ -134,6 +134,7 @@ struct Config {
     metadata_mode: EndpointMode,
     jwks_mode: EndpointMode,
     token_mode: EndpointMode,
+    token_delay: Duration,
     jwks_cache_control: Option<String>,
     metadata_issuer: Option<String>,
     access_token_lifetime: Duration,
@@ -166,6 +167,7 @@ impl FakeMaskinporten {
                 metadata_mode: EndpointMode::Normal,
                 jwks_mode: EndpointMode::Normal,
                 token_mode: EndpointMode::Normal,
+                token_delay: Duration::ZERO,
                 jwks_cache_control: None,
                 metadata_issuer: None,
                 access_token_lifetime: Duration::from_secs(120),
@@ -287,6 +289,13 @@ impl FakeMaskinporten {
         lock(&self.st().config).token_mode = mode;
     }
 
+    /// Delays every token endpoint answer by `d`, whatever the mode (zero by default): with
+    /// [`set_token_mode`](Self::set_token_mode)`(EndpointMode::Status(400))`, a grant that fails
+    /// slowly, so that concurrent callers of a client are all waiting for it.
+    pub fn set_token_delay(&self, d: Duration) {
+        lock(&self.st().config).token_delay = d;
+    }
+
     /// The `Cache-Control` header of JWKS answers (none by default).
     pub fn set_jwks_cache_control(&self, value: Option<String>) {
         lock(&self.st().config).jwks_cache_control = value;
@@ -300,7 +309,7 @@ impl FakeMaskinporten {
 
     /// The `alg` member of the published keys' JWKs: `RS256` by default, as Maskinporten
     /// publishes them; `None` leaves it out. A verifier that binds each key to its `alg` (as
-    /// RFC 7517 allows) refuses tokens made with [`TokenBuilder::alg`]`("RS384")` or `"RS512"`
+    /// RFC 7517 allows) refuses tokens made with [`TokenBuilder::alg`](crate::test_util::TokenBuilder::alg)`("RS384")` or `"RS512"`
     /// unless this is changed to match (or left out). Entries of
     /// [`set_extra_jwks`](Self::set_extra_jwks) are not touched.
     pub fn set_jwks_key_alg(&self, alg: Option<String>) {

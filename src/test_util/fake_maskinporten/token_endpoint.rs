@@ -27,7 +27,13 @@ fn grant_error(error: &'static str, description: impl Into<String>) -> GrantErro
 
 pub(super) async fn token_endpoint(State(st): State<Arc<MpState>>, headers: HeaderMap, body: Bytes) -> Response {
     st.token_requests.fetch_add(1, Ordering::SeqCst);
-    let mode = lock(&st.config).token_mode.clone();
+    let (mode, delay) = {
+        let c = lock(&st.config);
+        (c.token_mode.clone(), c.token_delay)
+    };
+    if !delay.is_zero() {
+        server::fault(&EndpointMode::Delay(delay), &st.shutdown).await;
+    }
     if let Some(res) = server::fault(&mode, &st.shutdown).await {
         return res;
     }
