@@ -605,9 +605,13 @@ async fn removed_key_invalidates_cached_tokens() {
 #[tokio::test]
 async fn cached_token_is_refused_once_its_exp_has_passed() {
     let mp = FakeMaskinporten::start().await;
-    let app = router(builder(&mp).leeway(Duration::ZERO).build().unwrap());
-    // `exp` is whole seconds: two to three seconds from now.
-    let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now()) as u64 + 3);
+    let layer = builder(&mp).leeway(Duration::ZERO).build().unwrap();
+    // Keys first, so that the requests below take milliseconds.
+    layer.keys().ready().await.unwrap();
+    let app = router(layer);
+    // `exp` is whole seconds and is compared with `SystemTime`, so this sleeps for real: until
+    // the first whole second at least 300 ms from now.
+    let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now() + Duration::from_millis(300)) as u64 + 1);
     let token = mp.token().scope(SCOPE).expires_at(exp).sign();
     assert_eq!(get_with_token(&app, "/whoami", &token).await.status, 200);
     assert_eq!(
