@@ -62,16 +62,22 @@ fn single(user: Uuid, action: &str, resource: &str, org: &str) -> Value {
 }
 
 #[tokio::test]
-async fn metadata_and_jwks() {
+async fn metadata_names_the_endpoints() {
     let mp = FakeMaskinporten::start().await;
     assert!(mp.issuer().starts_with("http://127.0.0.1:") && mp.issuer().ends_with('/'));
-
     let (status, meta) = get_json(&mp.metadata_url()).await;
     assert_eq!(status, 200);
     assert_eq!(meta["issuer"], mp.issuer());
     assert_eq!(meta["jwks_uri"], mp.jwks_uri());
     assert_eq!(meta["token_endpoint"], mp.token_endpoint());
+    mp.set_metadata_issuer(Some("https://evil.example/".into()));
+    assert_eq!(get_json(&mp.metadata_url()).await.1["issuer"], "https://evil.example/");
+    assert_eq!(mp.metadata_requests(), 2);
+}
 
+#[tokio::test]
+async fn jwks_publishes_the_keys_extras_and_cache_control() {
+    let mp = FakeMaskinporten::start().await;
     let (status, jwks) = get_json(&mp.jwks_uri()).await;
     assert_eq!(status, 200);
     assert_eq!(jwks["keys"], json!([mp.signing_key().public_jwk()]));
@@ -90,10 +96,14 @@ async fn metadata_and_jwks() {
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
     assert_eq!(kids, [old.as_str(), new.as_str(), "ec"]);
+    // A rotation brings other key material, not just another kid.
+    assert_ne!(jwks["keys"][0]["n"], jwks["keys"][1]["n"]);
+    assert_eq!(mp.jwks_requests(), 2);
+}
 
-    mp.set_metadata_issuer(Some("https://evil.example/".into()));
-    assert_eq!(get_json(&mp.metadata_url()).await.1["issuer"], "https://evil.example/");
-
+#[tokio::test]
+async fn endpoint_modes_break_the_answers() {
+    let mp = FakeMaskinporten::start().await;
     mp.set_jwks_mode(EndpointMode::Garbage);
     let res = client().get(mp.jwks_uri()).send().await.unwrap();
     assert_eq!(res.text().await.unwrap(), "not json{");
@@ -107,9 +117,9 @@ async fn metadata_and_jwks() {
     mp.set_metadata_mode(EndpointMode::Hang);
     let hung = client().get(mp.metadata_url()).timeout(Duration::from_millis(200)).send().await;
     assert!(hung.is_err());
-
-    assert_eq!(mp.metadata_requests(), 3);
-    assert_eq!(mp.jwks_requests(), 6);
+    // Requests are counted whatever the mode.
+    assert_eq!(mp.metadata_requests(), 1);
+    assert_eq!(mp.jwks_requests(), 4);
 }
 
 #[tokio::test]
@@ -146,8 +156,8 @@ async fn tokens_are_signed_and_verifiable() {
     assert!(mp.verify_access_token(&mp.token().signed_by(&stranger).sign()).is_none());
 }
 
-#[tokio::test]
-async fn token_endpoint_checks_assertions() {
+/// A fake with `client-1` registered (scope `altinn:authorization/authorize`) under `key`.
+async fn with_client() -> (FakeMaskinporten, TestKey) {
     let mp = FakeMaskinporten::start().await;
     let key = TestKey::for_role(KeyRole::Vendor).with_kid("client-key");
     mp.register_client(ClientRegistration::new(
@@ -156,7 +166,12 @@ async fn token_endpoint_checks_assertions() {
         "923609016",
         &["altinn:authorization/authorize"],
     ));
+    (mp, key)
+}
 
+#[tokio::test]
+async fn token_endpoint_grants_a_good_assertion_once() {
+    let (mp, key) = with_client().await;
     let assertion = mp.client_assertion("client-1", &key, "altinn:authorization/authorize").sign();
     let (status, body) = post_token(&mp, &assertion).await;
     assert_eq!(status, 200, "{body}");
@@ -171,6 +186,16 @@ async fn token_endpoint_checks_assertions() {
     let (status, body) = post_token(&mp, &assertion).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 
+    let seen = mp.grant_assertions();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0]["error"], Value::Null);
+    assert_eq!(seen[0]["claims"]["iss"], "client-1");
+    assert!(seen[1]["error"].as_str().unwrap().contains("jti"));
+}
+
+#[tokio::test]
+async fn token_endpoint_refuses_bad_assertions() {
+    let (mp, key) = with_client().await;
     // Wrong audience.
     let wrong_aud = mp
         .client_assertion("client-1", &key, "altinn:authorization/authorize")
@@ -197,7 +222,14 @@ async fn token_endpoint_checks_assertions() {
         .sign();
     assert_eq!(post_token(&mp, &forged).await.1["error"], "invalid_grant");
     assert_eq!(post_token(&mp, "garbage").await.1["error"], "invalid_grant");
+    // Every assertion is recorded, refused ones too.
+    assert_eq!(mp.grant_assertions().len(), 5);
+    assert!(mp.grant_assertions().iter().all(|a| a["error"].is_string()));
+}
 
+#[tokio::test]
+async fn token_endpoint_refuses_other_grant_types() {
+    let mp = FakeMaskinporten::start().await;
     let res = client()
         .post(mp.token_endpoint())
         .header("content-type", "application/x-www-form-urlencoded")
@@ -208,22 +240,18 @@ async fn token_endpoint_checks_assertions() {
         serde_json::from_slice::<Value>(&res.bytes().await.unwrap()).unwrap()["error"],
         "unsupported_grant_type"
     );
-
-    let seen = mp.grant_assertions();
-    assert_eq!(seen.len(), 7);
-    assert_eq!(seen[0]["error"], Value::Null);
-    assert_eq!(seen[0]["claims"]["iss"], "client-1");
-    assert!(seen[1]["error"].as_str().unwrap().contains("jti"));
-    assert_eq!(mp.token_requests(), 8);
+    // Counted, but no assertion to record.
+    assert_eq!(mp.grant_assertions().len(), 0);
+    assert_eq!(mp.token_requests(), 1);
 }
 
 #[tokio::test]
-async fn exchange_and_pdp() {
+async fn exchange_answers_text_json_or_401() {
     let mp = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&mp, "sub-key").await;
     assert!(altinn.platform_url().starts_with("http://127.0.0.1:") && !altinn.platform_url().ends_with('/'));
 
-    // Exchange: plain text, JSON string, refusal.
+    // Plain text.
     let mp_token = mp.token().scope("altinn:authorization/authorize").sign();
     let res = client().get(altinn.exchange_url()).bearer_auth(&mp_token).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -233,6 +261,7 @@ async fn exchange_and_pdp() {
     assert_eq!(claims["iss"], altinn.token_issuer());
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 1800);
     assert_eq!(claims["urn:altinn:orgNumber"], "991825827");
+    // A JSON string.
     let res = client()
         .get(altinn.exchange_url())
         .bearer_auth(&mp_token)
@@ -243,6 +272,7 @@ async fn exchange_and_pdp() {
     assert_eq!(res.headers()["content-type"], "application/json; charset=utf-8");
     let json_token: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
     assert!(json_token.is_string());
+    // Refusals: a token Maskinporten did not sign, no token.
     let res = client()
         .get(altinn.exchange_url())
         .bearer_auth(TestKey::for_role(KeyRole::Rogue).sign_jws("RS256", &json!({}), "{}"))
@@ -251,13 +281,18 @@ async fn exchange_and_pdp() {
     assert_eq!(res.unwrap().status(), 401);
     assert_eq!(client().get(altinn.exchange_url()).send().await.unwrap().status(), 401);
     assert_eq!(altinn.exchange_count(), 4);
+}
 
-    // PDP: rule permit, NotApplicable otherwise.
+#[tokio::test]
+async fn pdp_permits_by_rule_and_is_not_applicable_otherwise() {
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let token = altinn.altinn_token();
     let user = Uuid::new_v4();
     altinn.permit(user, "read", "kravogbetaling", "923609016");
     let (status, body) = pdp(
         &altinn,
-        &altinn_token,
+        &token,
         Some("sub-key"),
         &single(user, "read", "kravogbetaling", "923609016"),
     )
@@ -273,7 +308,7 @@ async fn exchange_and_pdp() {
     assert_eq!(r["category"], Value::Null);
     let (_, body) = pdp(
         &altinn,
-        &altinn_token,
+        &token,
         Some("sub-key"),
         &single(user, "write", "kravogbetaling", "923609016"),
     )
@@ -281,8 +316,22 @@ async fn exchange_and_pdp() {
     assert_eq!(body["response"][0]["decision"], "NotApplicable");
     assert_eq!(body["response"][0]["obligations"], Value::Null);
 
-    // Authentication, media type, JSON, XACML syntax.
+    let recorded = altinn.pdp_requests();
+    assert_eq!(recorded.len(), altinn.pdp_request_count());
+    assert_eq!(recorded[0].path, "/authorization/api/v1/authorize");
+    assert_eq!(recorded[0].header("ocp-apim-subscription-key"), Some("sub-key"));
+    assert_eq!(recorded[0].json().unwrap(), single(user, "read", "kravogbetaling", "923609016"));
+}
+
+#[tokio::test]
+async fn pdp_checks_key_token_media_type_json_and_syntax() {
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let altinn_token = altinn.altinn_token();
+    let mp_token = mp.token().scope("altinn:authorization/authorize").sign();
+    let user = Uuid::new_v4();
     let ok = single(user, "read", "kravogbetaling", "923609016");
+    assert_eq!(pdp(&altinn, &altinn_token, Some("sub-key"), &ok).await.0, 200);
     assert_eq!(pdp(&altinn, &altinn_token, None, &ok).await.0, 401);
     assert_eq!(pdp(&altinn, &altinn_token, Some("wrong"), &ok).await.0, 401);
     assert_eq!(pdp(&altinn, &mp_token, Some("sub-key"), &ok).await.0, 401);
@@ -312,40 +361,52 @@ async fn exchange_and_pdp() {
     assert_eq!(body["response"].as_array().unwrap().len(), 1);
     assert_eq!(body["response"][0]["decision"], "Indeterminate");
     assert_eq!(body["response"][0]["status"]["statusCode"]["value"], STATUS_SYNTAX_ERROR);
+}
 
-    // Lower-case member names are read too.
+#[tokio::test]
+async fn pdp_reads_lower_case_member_names() {
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let user = Uuid::new_v4();
+    altinn.permit(user, "read", "kravogbetaling", "923609016");
     let lower = json!({"request": {"accessSubject": {"attribute": [{"attributeId": "urn:altinn:systemuser:uuid", "value": user.to_string()}]},
         "action": {"attribute": [{"attributeId": "urn:oasis:names:tc:xacml:1.0:action:action-id", "value": "read"}]},
         "resource": {"attribute": [{"attributeId": "urn:altinn:resource", "value": "kravogbetaling"},
                                    {"attributeId": "urn:altinn:organization:identifier-no", "value": "923609016"}]}}});
     assert_eq!(
-        pdp(&altinn, &altinn_token, Some("sub-key"), &lower).await.1["response"][0]["decision"],
+        pdp(&altinn, &altinn.altinn_token(), Some("sub-key"), &lower).await.1["response"][0]["decision"],
         "Permit"
     );
+}
 
-    // Canned answers, one-shot before the default.
+#[tokio::test]
+async fn one_shot_answers_come_before_the_default() {
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let token = altinn.altinn_token();
+    let ok = single(Uuid::new_v4(), "read", "kravogbetaling", "923609016");
     altinn.set_answer(PdpAnswer::Decision("Deny".into()));
     altinn.push_answer(PdpAnswer::TooManyRequests { retry_after_secs: 7 });
     altinn.push_answer(PdpAnswer::Status(503));
     let res = client().post(altinn.pdp_url()).send().await.unwrap();
     assert_eq!((res.status().as_u16(), res.headers()["retry-after"].to_str().unwrap()), (429, "7"));
-    assert_eq!(pdp(&altinn, &altinn_token, Some("sub-key"), &ok).await.0, 503);
+    assert_eq!(pdp(&altinn, &token, Some("sub-key"), &ok).await.0, 503);
     assert_eq!(
-        pdp(&altinn, &altinn_token, Some("sub-key"), &ok).await.1["response"][0]["decision"],
+        pdp(&altinn, &token, Some("sub-key"), &ok).await.1["response"][0]["decision"],
         "Deny"
     );
-    altinn.set_answer(PdpAnswer::Rules);
+}
 
-    // Revocation.
+#[tokio::test]
+async fn revoked_tokens_are_refused_and_new_ones_accepted() {
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let token = altinn.altinn_token();
+    let ok = single(Uuid::new_v4(), "read", "kravogbetaling", "923609016");
+    assert_eq!(pdp(&altinn, &token, Some("sub-key"), &ok).await.0, 200);
     altinn.revoke_tokens();
-    assert_eq!(pdp(&altinn, &altinn_token, Some("sub-key"), &ok).await.0, 401);
+    assert_eq!(pdp(&altinn, &token, Some("sub-key"), &ok).await.0, 401);
     assert_eq!(pdp(&altinn, &altinn.altinn_token(), Some("sub-key"), &ok).await.0, 200);
-
-    let recorded = altinn.pdp_requests();
-    assert_eq!(recorded.len(), altinn.pdp_request_count());
-    assert_eq!(recorded[0].path, "/authorization/api/v1/authorize");
-    assert_eq!(recorded[0].header("ocp-apim-subscription-key"), Some("sub-key"));
-    assert_eq!(recorded[0].json().unwrap(), single(user, "read", "kravogbetaling", "923609016"));
 }
 
 #[tokio::test]
