@@ -19,6 +19,12 @@ use uuid::Uuid;
 
 const SCOPE: &str = "skatteetaten:kravogbetalinger";
 
+/// FakeMaskinporten, with the keys this file's tests use generated in parallel up front.
+async fn fake() -> FakeMaskinporten {
+    TestKey::pregenerate(&[KeyRole::Maskinporten, KeyRole::Rogue, KeyRole::Rotation(0)]);
+    FakeMaskinporten::start().await
+}
+
 fn builder(mp: &FakeMaskinporten) -> MaskinportenLayerBuilder {
     MaskinportenLayer::builder().issuer(mp.issuer()).require_scope(SCOPE)
 }
@@ -46,7 +52,7 @@ fn router(layer: MaskinportenLayer) -> Router {
 }
 
 async fn start() -> (FakeMaskinporten, Router) {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let layer = builder(&mp).build().unwrap();
     (mp, router(layer))
 }
@@ -178,7 +184,7 @@ async fn token_shape_rules() {
 /// FakeMaskinporten with keys that carry no `alg`, so that RS384 and RS512 tokens can be signed
 /// by the same key, and a layer for it.
 async fn start_without_key_alg() -> (FakeMaskinporten, Router) {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_jwks_key_alg(None);
     let app = router(builder(&mp).build().unwrap());
     (mp, app)
@@ -264,7 +270,7 @@ async fn key_alg_must_match_header_alg() {
 
 #[tokio::test]
 async fn algorithm_allow_list_is_configurable() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_jwks_key_alg(None);
     let app = router(builder(&mp).algorithms([Algorithm::RS512]).build().unwrap());
     let t = mp.token().scope(SCOPE).sign();
@@ -472,7 +478,7 @@ fn with_audience(mp: &FakeMaskinporten) -> Router {
 
 #[tokio::test]
 async fn a_configured_audience_is_required() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let app = with_audience(&mp);
     let aud = "https://api.skatteetaten.no/";
     for b in [mp.token().claim("aud", json!(aud)), mp.token().claim("aud", json!(["x", aud]))] {
@@ -489,7 +495,7 @@ async fn a_configured_audience_is_required() {
 
 #[tokio::test]
 async fn a_token_living_longer_than_configured_is_refused() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let app = with_audience(&mp);
     let long = mp
         .token()
@@ -502,7 +508,7 @@ async fn a_token_living_longer_than_configured_is_refused() {
 
 #[tokio::test]
 async fn every_required_scope_is_needed() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let all_of = router(builder(&mp).require_scope("altinn:extra").build().unwrap());
     let r = get_with_token(&all_of, "/whoami", &mp.token().scope(SCOPE).sign()).await;
     assert_rejected(&r, 403, "insufficient-scope");
@@ -520,7 +526,7 @@ async fn every_required_scope_is_needed() {
 
 #[tokio::test]
 async fn scopes_match_exactly() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let all_of = router(builder(&mp).require_scope("altinn:extra").build().unwrap());
     // Exact element match: no substrings, prefixes or case folding.
     for scope in [
@@ -536,7 +542,7 @@ async fn scopes_match_exactly() {
 
 #[tokio::test]
 async fn any_of_several_scopes_is_enough() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let any_of = router(
         MaskinportenLayer::builder()
             .issuer(mp.issuer())
@@ -575,7 +581,7 @@ fn builder_refuses_unsafe_configuration() {
 
 #[tokio::test]
 async fn rejection_is_in_the_response_extensions_and_replaceable() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let layer = builder(&mp)
         .rejection_responder(|r: &Rejection, _h: &http::HeaderMap| {
             let mut res = http::Response::new(bytes::Bytes::from_static(b"nope"));
@@ -602,7 +608,7 @@ async fn rejection_is_in_the_response_extensions_and_replaceable() {
 /// too and turn every unknown path into a 401.
 #[tokio::test]
 async fn route_layer_keeps_404_and_layer_does_not() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let routes = || Router::new().route("/whoami", get(whoami));
     let no_token = |path: &str| Request::get(path).body(Body::empty()).unwrap();
 
@@ -633,7 +639,7 @@ fn grpc_router(mp: &FakeMaskinporten) -> Router {
 
 #[tokio::test]
 async fn grpc_without_a_token_is_unauthenticated() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let r = send(&grpc_router(&mp), grpc_request("/whoami", None)).await;
     assert_eq!((r.status, r.header("grpc-status")), (200, Some("16")));
     assert!(r.body.is_empty());
@@ -641,14 +647,14 @@ async fn grpc_without_a_token_is_unauthenticated() {
 
 #[tokio::test]
 async fn grpc_with_too_little_scope_is_permission_denied() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let r = send(&grpc_router(&mp), grpc_request("/whoami", Some(mp.token().scope("other").sign()))).await;
     assert_eq!((r.status, r.header("grpc-status")), (200, Some("7")));
 }
 
 #[tokio::test]
 async fn grpc_with_a_malformed_token_is_unauthenticated_with_a_message() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let r = send(&grpc_router(&mp), grpc_request("/whoami", Some("garbage".into()))).await;
     assert_eq!(r.header("grpc-status"), Some("16"));
     assert!(r.header("grpc-message").is_some());
@@ -656,7 +662,7 @@ async fn grpc_with_a_malformed_token_is_unauthenticated_with_a_message() {
 
 #[tokio::test]
 async fn grpc_without_keys_is_unavailable() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_jwks_mode(EndpointMode::Status(500));
     let r = send(&grpc_router(&mp), grpc_request("/whoami", Some(mp.token().scope(SCOPE).sign()))).await;
     assert_eq!((r.status, r.header("grpc-status")), (200, Some("14")));
@@ -686,7 +692,7 @@ async fn key_rotation() {
 
 #[tokio::test]
 async fn removed_key_invalidates_cached_tokens() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let layer = builder(&mp).build().unwrap();
     let app = router(layer.clone());
     let old_kid = mp.signing_key().kid().to_owned();
@@ -705,7 +711,7 @@ async fn removed_key_invalidates_cached_tokens() {
 
 #[tokio::test]
 async fn cached_token_is_refused_once_its_exp_has_passed() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let layer = builder(&mp).leeway(Duration::ZERO).build().unwrap();
     // Keys first, so that the requests below take milliseconds.
     layer.keys().ready().await.unwrap();
@@ -761,7 +767,7 @@ async fn concurrent_first_requests_share_one_fetch() {
 
 #[tokio::test]
 async fn jwks_outage_after_warm_up_keeps_serving() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     // Keys expire at once, so every request wants a refresh; the last good keys must serve.
     let layer = builder(&mp)
         .jwks_ttl(Duration::from_millis(1))
@@ -789,7 +795,7 @@ async fn jwks_outage_after_warm_up_keeps_serving() {
 
 #[tokio::test]
 async fn no_keys_ever_is_503_never_401_never_through() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_jwks_mode(EndpointMode::Status(503));
     let app = router(builder(&mp).build().unwrap());
     for _ in 0..3 {
@@ -802,7 +808,7 @@ async fn no_keys_ever_is_503_never_401_never_through() {
 
 #[tokio::test]
 async fn a_hanging_jwks_is_bounded_by_the_fetch_timeout() {
-    let hang = FakeMaskinporten::start().await;
+    let hang = fake().await;
     hang.set_jwks_mode(EndpointMode::Hang);
     let app = router(
         builder(&hang)
@@ -816,7 +822,7 @@ async fn a_hanging_jwks_is_bounded_by_the_fetch_timeout() {
 
 #[tokio::test]
 async fn discovery_issuer_must_match() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_metadata_issuer(Some("https://maskinporten.no/".into()));
     let layer = builder(&mp).build().unwrap();
     assert!(layer.keys().ready().await.is_err());
@@ -827,7 +833,7 @@ async fn discovery_issuer_must_match() {
 
 #[tokio::test]
 async fn configured_jwks_uri_skips_discovery() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let layer = builder(&mp).jwks_uri(mp.jwks_uri()).build().unwrap();
     layer.keys().ready().await.unwrap();
     assert!(layer.keys().is_ready());
@@ -842,7 +848,7 @@ async fn configured_jwks_uri_skips_discovery() {
 
 #[tokio::test]
 async fn weak_keys_in_the_jwks_are_skipped() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let weak = TestKey::for_role(KeyRole::Rogue).with_kid("enc-key");
     let mut enc = weak.public_jwk();
     enc["use"] = json!("enc");
@@ -865,7 +871,7 @@ async fn weak_keys_in_the_jwks_are_skipped() {
 
 #[tokio::test]
 async fn jwks_cache_control_is_honoured_within_bounds() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_jwks_cache_control(Some("public, max-age=3600".into()));
     let app = router(builder(&mp).build().unwrap());
     for _ in 0..20 {

@@ -91,6 +91,22 @@ impl TestKey {
         };
         slot.get_or_init(|| TestKey::generate(role.default_kid())).clone()
     }
+
+    /// Makes sure the pooled keys of `roles` exist, generating the missing ones in parallel (one
+    /// thread each), and waits for them. A test setup that is about to need several roles pays
+    /// for one generation instead of one after the other; later
+    /// [`for_role`](Self::for_role) calls for these roles are cheap.
+    ///
+    /// # Panics
+    ///
+    /// If the system cannot generate a key (see [`generate`](Self::generate)).
+    pub fn pregenerate(roles: &[KeyRole]) {
+        std::thread::scope(|s| {
+            for &role in roles {
+                s.spawn(move || TestKey::for_role(role));
+            }
+        });
+    }
 }
 
 #[cfg(test)]

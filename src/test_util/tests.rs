@@ -5,8 +5,28 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
 
+/// Both fakes, their keys generated in parallel; the PDP requires `subscription_key`.
+async fn fakes(subscription_key: &str) -> (FakeMaskinporten, FakeAltinn) {
+    TestKey::pregenerate(&[KeyRole::Maskinporten, KeyRole::Altinn]);
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, subscription_key).await;
+    (mp, altinn)
+}
+
+/// One HTTP client for all these tests: building one loads the platform's certificates, which
+/// takes tens of milliseconds. It keeps no idle connections, so no connection outlives the test
+/// (and the Tokio runtime) that opened it.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap()
+        })
+        .clone()
 }
 
 async fn get_json(url: &str) -> (u16, Value) {
@@ -247,8 +267,7 @@ async fn token_endpoint_refuses_other_grant_types() {
 
 #[tokio::test]
 async fn exchange_answers_text_json_or_401() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let (mp, altinn) = fakes("sub-key").await;
     assert!(altinn.platform_url().starts_with("http://127.0.0.1:") && !altinn.platform_url().ends_with('/'));
 
     // Plain text.
@@ -285,8 +304,7 @@ async fn exchange_answers_text_json_or_401() {
 
 #[tokio::test]
 async fn pdp_permits_by_rule_and_is_not_applicable_otherwise() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let (_mp, altinn) = fakes("sub-key").await;
     let token = altinn.altinn_token();
     let user = Uuid::new_v4();
     altinn.permit(user, "read", "kravogbetaling", "923609016");
@@ -325,8 +343,7 @@ async fn pdp_permits_by_rule_and_is_not_applicable_otherwise() {
 
 #[tokio::test]
 async fn pdp_checks_key_token_media_type_json_and_syntax() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let (mp, altinn) = fakes("sub-key").await;
     let altinn_token = altinn.altinn_token();
     let mp_token = mp.token().scope("altinn:authorization/authorize").sign();
     let user = Uuid::new_v4();
@@ -365,8 +382,7 @@ async fn pdp_checks_key_token_media_type_json_and_syntax() {
 
 #[tokio::test]
 async fn pdp_reads_lower_case_member_names() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let (_mp, altinn) = fakes("sub-key").await;
     let user = Uuid::new_v4();
     altinn.permit(user, "read", "kravogbetaling", "923609016");
     let lower = json!({"request": {"accessSubject": {"attribute": [{"attributeId": "urn:altinn:systemuser:uuid", "value": user.to_string()}]},
@@ -381,8 +397,7 @@ async fn pdp_reads_lower_case_member_names() {
 
 #[tokio::test]
 async fn one_shot_answers_come_before_the_default() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let (_mp, altinn) = fakes("sub-key").await;
     let token = altinn.altinn_token();
     let ok = single(Uuid::new_v4(), "read", "kravogbetaling", "923609016");
     altinn.set_answer(PdpAnswer::Decision("Deny".into()));
@@ -399,8 +414,7 @@ async fn one_shot_answers_come_before_the_default() {
 
 #[tokio::test]
 async fn revoked_tokens_are_refused_and_new_ones_accepted() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "sub-key").await;
+    let (_mp, altinn) = fakes("sub-key").await;
     let token = altinn.altinn_token();
     let ok = single(Uuid::new_v4(), "read", "kravogbetaling", "923609016");
     assert_eq!(pdp(&altinn, &token, Some("sub-key"), &ok).await.0, 200);
@@ -411,8 +425,7 @@ async fn revoked_tokens_are_refused_and_new_ones_accepted() {
 
 #[tokio::test]
 async fn multi_request_echoes_categories() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "k").await;
+    let (_mp, altinn) = fakes("k").await;
     let user: Uuid = "47caea5b-a80b-4343-b1d3-31eb523a4e28".parse().unwrap();
     altinn.permit(user, "read", "ttd-externalpdp-resource1", "910459880");
     let request = sample_multi_request();
@@ -463,8 +476,7 @@ fn sample_multi_request() -> Value {
 
 #[tokio::test]
 async fn junk_never_breaks_the_fakes() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "k").await;
+    let (mp, altinn) = fakes("k").await;
     let token = altinn.altinn_token();
     let bodies = [
         json!(null),
@@ -521,8 +533,7 @@ async fn junk_never_breaks_the_fakes() {
 
 #[tokio::test]
 async fn hanging_requests_end_at_shutdown() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "k").await;
+    let (_mp, altinn) = fakes("k").await;
     altinn.set_answer(PdpAnswer::Hang);
     let url = altinn.pdp_url();
     let pending = tokio::spawn(async move { client().post(url).send().await.map(|r| r.status().as_u16()) });
@@ -549,8 +560,7 @@ async fn jwk_alg_is_configurable() {
 
 #[tokio::test]
 async fn raw_answers_carry_their_headers() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "k").await;
+    let (_mp, altinn) = fakes("k").await;
     altinn.push_answer(PdpAnswer::Raw {
         status: 503,
         headers: vec![("retry-after".into(), "12".into()), ("not a header".into(), "x".into())],
@@ -564,8 +574,7 @@ async fn raw_answers_carry_their_headers() {
 
 #[tokio::test]
 async fn chunked_answers_have_no_content_length() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "k").await;
+    let (_mp, altinn) = fakes("k").await;
     altinn.push_answer(PdpAnswer::Chunked { len: 5000 });
     let res = client().post(altinn.pdp_url()).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -575,8 +584,7 @@ async fn chunked_answers_have_no_content_length() {
 
 #[tokio::test]
 async fn delayed_answers_wait_then_answer() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "k").await;
+    let (_mp, altinn) = fakes("k").await;
     altinn.push_answer(PdpAnswer::Status(418).after(Duration::from_millis(100)));
     let started = std::time::Instant::now();
     let res = client().post(altinn.pdp_url()).send().await.unwrap();
@@ -587,8 +595,7 @@ async fn delayed_answers_wait_then_answer() {
 
 #[tokio::test]
 async fn rules_decide_and_results_may_come_reversed() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "k").await;
+    let (_mp, altinn) = fakes("k").await;
     let user: Uuid = "47caea5b-a80b-4343-b1d3-31eb523a4e28".parse().unwrap();
     altinn.rule(user, "read", "ttd-externalpdp-resource1", "910459880", "Deny");
     altinn.permit(user, "read", "ttd-externalpdp-resource2", "910459880");
@@ -614,8 +621,7 @@ async fn rules_decide_and_results_may_come_reversed() {
 
 #[tokio::test]
 async fn exchange_formats_and_one_shot_modes() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "k").await;
+    let (mp, altinn) = fakes("k").await;
     let mp_token = mp.token().scope("altinn:authorization/authorize").sign();
     let exchange = |accept: &'static str| {
         client()

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 #[tokio::test]
 async fn a_hanging_token_endpoint_times_out() {
-    let (fakes, pdp) = setup_with(|p| p.timeout(Duration::from_millis(300))).await;
+    let (fakes, pdp) = setup_with(|p| p.timeout(Duration::from_millis(200))).await;
     // Getting the token is part of the budget.
     fakes.mp.set_token_mode(EndpointMode::Hang);
     let started = Instant::now();
@@ -26,7 +26,7 @@ async fn a_hanging_token_endpoint_times_out() {
 #[tokio::test]
 async fn a_pdp_answering_too_late_times_out() {
     let fakes = crate::Fakes::start().await;
-    let pdp = pdp_with_fixed_token(&fakes.altinn, |p| p.timeout(Duration::from_millis(300)));
+    let pdp = pdp_with_fixed_token(&fakes.altinn, |p| p.timeout(Duration::from_millis(200)));
     fakes.altinn.set_answer(PdpAnswer::Decision("Permit".into()));
     fakes.altinn.set_delay(Duration::from_secs(30));
     let started = Instant::now();
@@ -38,10 +38,10 @@ async fn a_pdp_answering_too_late_times_out() {
 #[tokio::test]
 async fn a_slow_first_answer_leaves_no_budget_for_a_retry() {
     let fakes = crate::Fakes::start().await;
-    let pdp = pdp_with_fixed_token(&fakes.altinn, |p| p.timeout(Duration::from_millis(300)));
+    let pdp = pdp_with_fixed_token(&fakes.altinn, |p| p.timeout(Duration::from_millis(200)));
     // The 503 comes with less than the 100 ms a retry needs left: none is started, and the real
     // failure is reported (unless the answer itself came too late).
-    fakes.altinn.push_answer(PdpAnswer::Status(503).after(Duration::from_millis(250)));
+    fakes.altinn.push_answer(PdpAnswer::Status(503).after(Duration::from_millis(150)));
     let kind = pdp.decide(&question(Uuid::new_v4(), "read", OWNER_ORG)).await.unwrap_err().kind();
     assert!(matches!(kind, PdpErrorKind::Status(503) | PdpErrorKind::Timeout), "{kind:?}");
     assert_eq!(fakes.altinn.pdp_request_count(), 1);
@@ -50,8 +50,8 @@ async fn a_slow_first_answer_leaves_no_budget_for_a_retry() {
 #[tokio::test]
 async fn a_retry_that_cannot_finish_in_time_times_out() {
     let fakes = crate::Fakes::start().await;
-    // Room for the retry: the 503 comes after 20 ms of 500.
-    let pdp = pdp_with_fixed_token(&fakes.altinn, |p| p.timeout(Duration::from_millis(500)));
+    // Room for the retry: the 503 comes after 20 ms of 400.
+    let pdp = pdp_with_fixed_token(&fakes.altinn, |p| p.timeout(Duration::from_millis(400)));
     fakes.altinn.push_answer(PdpAnswer::Status(503).after(Duration::from_millis(20)));
     fakes
         .altinn

@@ -113,6 +113,7 @@ pub struct Fakes {
 
 impl Fakes {
     pub async fn start() -> Fakes {
+        TestKey::pregenerate(&[KeyRole::Maskinporten, KeyRole::Altinn, KeyRole::Provider]);
         let mp = FakeMaskinporten::start().await;
         let altinn = FakeAltinn::start(&mp, SUBSCRIPTION_KEY).await;
         let provider_key = TestKey::for_role(KeyRole::Provider).with_kid("provider-key-1");
