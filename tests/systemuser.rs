@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{
-    API_SCOPE, Fakes, OTHER_ORG, OWNER_ORG, PERSON, PROVIDER_CLIENT_ID, RESOURCE, Reply, SUBSCRIPTION_KEY, THIRD_ORG, assert_problem,
-    attributes, closed_port_url, send,
+    API_SCOPE, ClosedPort, Fakes, OTHER_ORG, OWNER_ORG, PERSON, PROVIDER_CLIENT_ID, RESOURCE, Reply, SUBSCRIPTION_KEY, THIRD_ORG,
+    assert_problem, attributes, send,
 };
 use uuid::Uuid;
 
@@ -703,7 +703,8 @@ async fn decision_matrix() {
 #[tokio::test]
 async fn altinn_unreachable_is_503_with_retry_after() {
     let fakes = Fakes::start().await;
-    let pdp = fakes.pdp_builder().platform_url(closed_port_url()).build().unwrap();
+    let closed = ClosedPort::new();
+    let pdp = fakes.pdp_builder().platform_url(closed.url()).build().unwrap();
     let layer = SystemUserLayer::builder().pdp(pdp).resource(RESOURCE).build().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let app = app("/krav", layer, &fakes, calls.clone());

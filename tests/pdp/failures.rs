@@ -1,7 +1,7 @@
 //! How failures are reported: classified by kind, retried once where that may help, never
 //! echoing what the services answered, and never cached.
 
-use crate::support::{OWNER_ORG, PROVIDER_CLIENT_ID, closed_port_url};
+use crate::support::{ClosedPort, OWNER_ORG, PROVIDER_CLIENT_ID};
 use crate::{FixedToken, MARKER, about, body, question, setup, setup_with};
 use altinn_systemuser::pdp::{AltinnPdp, Decision, MaskinportenCredentials, PdpErrorKind};
 use altinn_systemuser::test_util::PdpAnswer;
@@ -74,7 +74,8 @@ async fn failures_are_classified_and_never_echo_the_answer() {
 async fn altinn_unreachable_is_a_credentials_error_at_once() {
     let fakes = crate::Fakes::start().await;
     // Altinn down: no exchange, no decision.
-    let pdp = fakes.pdp_builder().platform_url(closed_port_url()).build().unwrap();
+    let closed = ClosedPort::new();
+    let pdp = fakes.pdp_builder().platform_url(closed.url()).build().unwrap();
     let started = Instant::now();
     let e = pdp.decide(&question(Uuid::new_v4(), "read", OWNER_ORG)).await.unwrap_err();
     assert_eq!(e.kind(), PdpErrorKind::Credentials);
@@ -84,8 +85,9 @@ async fn altinn_unreachable_is_a_credentials_error_at_once() {
 #[tokio::test]
 async fn maskinporten_unreachable_is_a_credentials_error() {
     let fakes = crate::Fakes::start().await;
+    let closed = ClosedPort::new();
     let creds = MaskinportenCredentials::builder()
-        .issuer(format!("{}/", closed_port_url()))
+        .issuer(format!("{}/", closed.url()))
         .client_id(PROVIDER_CLIENT_ID)
         .private_key_pem(fakes.provider_key.private_key_pkcs8_pem().as_bytes())
         .key_id(fakes.provider_key.kid())
@@ -100,8 +102,9 @@ async fn maskinporten_unreachable_is_a_credentials_error() {
 
 #[tokio::test]
 async fn a_pdp_refusing_connections_is_a_connect_error() {
+    let closed = ClosedPort::new();
     let pdp = AltinnPdp::builder()
-        .platform_url(closed_port_url())
+        .platform_url(closed.url())
         .token_source(FixedToken::new("static-token"))
         .build()
         .unwrap();

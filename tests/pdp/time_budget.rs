@@ -14,11 +14,17 @@ use uuid::Uuid;
 
 #[tokio::test]
 async fn a_hanging_token_endpoint_times_out() {
-    let (fakes, pdp) = setup_with(|p| p.timeout(Duration::from_millis(200))).await;
+    // A client without a timeout of its own: only the decision's budget can end the wait (the
+    // default client's per-request timeout equals the budget, and when the task is polled late
+    // it may be the one to end it, as a credentials error).
+    let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build().unwrap();
+    let (fakes, pdp) = setup_with(|p| p.timeout(Duration::from_millis(200)).http_client(http)).await;
     // Getting the token is part of the budget.
     fakes.mp.set_token_mode(EndpointMode::Hang);
     let started = Instant::now();
-    let e = pdp.decide(&question(Uuid::new_v4(), "read", OWNER_ORG)).await.unwrap_err();
+    let q = question(Uuid::new_v4(), "read", OWNER_ORG);
+    let decided = tokio::time::timeout(Duration::from_secs(5), pdp.decide(&q));
+    let e = decided.await.expect("the budget ends the wait").unwrap_err();
     assert_eq!(e.kind(), PdpErrorKind::Timeout);
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
