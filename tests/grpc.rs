@@ -5,7 +5,7 @@
 
 mod support;
 
-use altinn_systemuser::test_util::PdpAnswer;
+use altinn_systemuser::test_util::{KeyRole, PdpAnswer, TestKey};
 use altinn_systemuser::{Party, SystemUser, SystemUserLayer};
 use futures_util::Stream;
 use std::pin::Pin;
@@ -144,7 +144,7 @@ async fn permitted_call_is_ok_and_the_service_sees_the_system_user() {
 }
 
 #[tokio::test]
-async fn refused_call_is_permission_denied() {
+async fn not_granted_is_permission_denied() {
     let env = setup().await;
     // No rule: NotApplicable.
     let status = assert_code(
@@ -153,17 +153,29 @@ async fn refused_call_is_permission_denied() {
     );
     assert_eq!(status.code() as i32, 7);
     assert_eq!(status.message(), "The system user has not been granted this access");
-    // An explicit Deny.
+    assert_eq!(env.fakes.altinn.pdp_request_count(), 1);
+    assert_eq!(env.seen(), 0);
+}
+
+#[tokio::test]
+async fn denied_is_permission_denied() {
+    let env = setup().await;
     env.fakes.altinn.set_answer(PdpAnswer::Decision("Deny".into()));
     let status = assert_code(
         env.check(Some(&env.fakes.system_user_token(Uuid::new_v4()))).await,
         Code::PermissionDenied,
     );
     assert_eq!(status.message(), "The system user is denied this access");
-    // A valid token without a system user.
+    assert_eq!(env.fakes.altinn.pdp_request_count(), 1);
+    assert_eq!(env.seen(), 0);
+}
+
+#[tokio::test]
+async fn a_token_without_a_system_user_is_permission_denied_without_asking_the_pdp() {
+    let env = setup().await;
     let plain = env.fakes.mp.token().scope(support::API_SCOPE).sign();
     assert_code(env.check(Some(&plain)).await, Code::PermissionDenied);
-    assert_eq!(env.fakes.altinn.pdp_request_count(), 2);
+    assert_eq!(env.fakes.altinn.pdp_request_count(), 0);
     assert_eq!(env.seen(), 0);
 }
 
@@ -177,7 +189,12 @@ async fn pdp_outage_is_unavailable() {
     );
     assert_eq!(status.code() as i32, 14);
     assert!(status.metadata().get("retry-after").is_some(), "{status:?}");
+    assert_eq!(env.seen(), 0);
+}
 
+#[tokio::test]
+async fn pdp_rate_limit_is_unavailable_with_its_retry_after() {
+    let env = setup().await;
     env.fakes.altinn.set_answer(PdpAnswer::TooManyRequests { retry_after_secs: 7 });
     let status = assert_code(
         env.check(Some(&env.fakes.system_user_token(Uuid::new_v4()))).await,
@@ -199,7 +216,7 @@ async fn bad_token_is_unauthenticated() {
         .scope(support::API_SCOPE)
         .issued_at(SystemTime::now() - Duration::from_secs(600))
         .sign();
-    let foreign = altinn_systemuser::test_util::TestKey::generate("foreign");
+    let foreign = TestKey::for_role(KeyRole::Rogue).with_kid("foreign");
     let forged = env
         .fakes
         .mp

@@ -5,7 +5,7 @@ mod support;
 
 use altinn_systemuser::MaskinportenToken;
 use altinn_systemuser::maskinporten::{Algorithm, MaskinportenLayer, MaskinportenLayerBuilder};
-use altinn_systemuser::test_util::{EndpointMode, FakeMaskinporten, TestKey};
+use altinn_systemuser::test_util::{EndpointMode, FakeMaskinporten, KeyRole, TestKey};
 use altinn_systemuser::{Rejection, RejectionKind};
 use axum::Router;
 use axum::body::Body;
@@ -18,6 +18,12 @@ use support::{Reply, get_with_token, problem, send};
 use uuid::Uuid;
 
 const SCOPE: &str = "skatteetaten:kravogbetalinger";
+
+/// FakeMaskinporten, with the keys this file's tests use generated in parallel up front.
+async fn fake() -> FakeMaskinporten {
+    TestKey::pregenerate(&[KeyRole::Maskinporten, KeyRole::Rogue, KeyRole::Rotation(0)]);
+    FakeMaskinporten::start().await
+}
 
 fn builder(mp: &FakeMaskinporten) -> MaskinportenLayerBuilder {
     MaskinportenLayer::builder().issuer(mp.issuer()).require_scope(SCOPE)
@@ -46,7 +52,7 @@ fn router(layer: MaskinportenLayer) -> Router {
 }
 
 async fn start() -> (FakeMaskinporten, Router) {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let layer = builder(&mp).build().unwrap();
     (mp, router(layer))
 }
@@ -96,49 +102,52 @@ async fn plain_token_without_system_user_is_valid_for_layer_one() {
     assert_eq!(r.json()["system_user_id"], serde_json::Value::Null);
 }
 
+fn request(authorization: &[&str]) -> Request<Body> {
+    let mut b = Request::get("/whoami");
+    for value in authorization {
+        b = b.header("authorization", *value);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
 #[tokio::test]
-async fn authorization_header_rules() {
+async fn no_authorization_header_is_a_bare_challenge() {
+    let (_mp, app) = start().await;
+    // No error code (RFC 6750 3.1).
+    let r = send(&app, request(&[])).await;
+    assert_rejected(&r, 401, "missing-token");
+    assert_eq!(r.challenge(), "Bearer");
+}
+
+#[tokio::test]
+async fn another_scheme_presents_no_bearer_token() {
+    let (_mp, app) = start().await;
+    let r = send(&app, request(&["Basic dXNlcjpwYXNz"])).await;
+    assert_rejected(&r, 401, "missing-token");
+    assert_eq!(r.challenge(), "Bearer");
+}
+
+#[tokio::test]
+async fn the_scheme_is_case_insensitive() {
     let (mp, app) = start().await;
     let good = mp.token().scope(SCOPE).sign();
-
-    // No header: bare challenge, no error code (RFC 6750 3.1).
-    let r = send(&app, Request::get("/whoami").body(Body::empty()).unwrap()).await;
-    assert_rejected(&r, 401, "missing-token");
-    assert_eq!(r.challenge(), "Bearer");
-
-    // Another scheme: no bearer token was presented.
-    let r = send(
-        &app,
-        Request::get("/whoami")
-            .header("authorization", "Basic dXNlcjpwYXNz")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
-    assert_rejected(&r, 401, "missing-token");
-    assert_eq!(r.challenge(), "Bearer");
-
-    // Scheme is case-insensitive.
-    let r = send(
-        &app,
-        Request::get("/whoami")
-            .header("authorization", format!("bEaReR {good}"))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let r = send(&app, request(&[&format!("bEaReR {good}")])).await;
     assert_eq!(r.status, 200);
+}
 
-    // Two headers.
-    let req = Request::get("/whoami")
-        .header("authorization", format!("Bearer {good}"))
-        .header("authorization", format!("Bearer {good}"))
-        .body(Body::empty())
-        .unwrap();
-    let r = send(&app, req).await;
+#[tokio::test]
+async fn two_authorization_headers_are_a_malformed_request() {
+    let (mp, app) = start().await;
+    let good = format!("Bearer {}", mp.token().scope(SCOPE).sign());
+    let r = send(&app, request(&[&good, &good])).await;
     assert_rejected(&r, 400, "malformed-authorization");
     assert!(r.challenge().starts_with("Bearer error=\"invalid_request\""));
+}
 
+#[tokio::test]
+async fn malformed_bearer_values_are_a_malformed_request() {
+    let (mp, app) = start().await;
+    let good = mp.token().scope(SCOPE).sign();
     // Bearer without a token, with two spaces, with characters outside b64token.
     for value in [
         "Bearer",
@@ -147,11 +156,7 @@ async fn authorization_header_rules() {
         &format!("Bearer {good} x"),
         "Bearer a,b",
     ] {
-        let r = send(
-            &app,
-            Request::get("/whoami").header("authorization", value).body(Body::empty()).unwrap(),
-        )
-        .await;
+        let r = send(&app, request(&[value])).await;
         assert_rejected(&r, 400, "malformed-authorization");
     }
 }
@@ -176,47 +181,81 @@ async fn token_shape_rules() {
     assert_eq!(mp.jwks_requests(), 0, "malformed tokens are refused before any key is fetched");
 }
 
-#[tokio::test]
-async fn header_rules() {
-    let mp = FakeMaskinporten::start().await;
-    // Keys without their own alg, so RS384 and RS512 tokens can be signed by the same key.
+/// FakeMaskinporten with keys that carry no `alg`, so that RS384 and RS512 tokens can be signed
+/// by the same key, and a layer for it.
+async fn start_without_key_alg() -> (FakeMaskinporten, Router) {
+    let mp = fake().await;
     mp.set_jwks_key_alg(None);
     let app = router(builder(&mp).build().unwrap());
-    let ok = |b: altinn_systemuser::test_util::TokenBuilder| b.scope(SCOPE).sign();
-    // Algorithms outside the allow-list: the token's own alg is never trusted.
+    (mp, app)
+}
+
+fn signed(b: altinn_systemuser::test_util::TokenBuilder) -> String {
+    b.scope(SCOPE).sign()
+}
+
+#[tokio::test]
+async fn algorithms_outside_the_allow_list_are_refused() {
+    let (mp, app) = start_without_key_alg().await;
+    // The token's own alg is never trusted.
     for alg in ["none", "HS256", "ES256", "PS256", "rs256"] {
         let t = mp.token().scope(SCOPE).header("alg", json!(alg)).sign();
         assert_invalid_token(&get_with_token(&app, "/whoami", &t).await, "unsupported-algorithm");
     }
-    // A header without alg at all.
+}
+
+#[tokio::test]
+async fn a_header_without_alg_is_refused() {
+    let (mp, app) = start_without_key_alg().await;
     let (_, p, sig) = split3(&mp.token().scope(SCOPE).sign());
     assert_invalid_token(
         &get_with_token(&app, "/whoami", &format!("e30.{p}.{sig}")).await,
         "unsupported-algorithm",
     );
-    // alg none with an empty signature.
+}
+
+#[tokio::test]
+async fn alg_none_with_an_empty_signature_is_refused() {
+    let (mp, app) = start_without_key_alg().await;
     let t = mp.token().scope(SCOPE).header("alg", json!("none")).sign();
     let stripped = format!("{}.", t.rsplit_once('.').unwrap().0);
     assert_eq!(get_with_token(&app, "/whoami", &stripped).await.status, 401);
+}
 
+#[tokio::test]
+async fn key_and_content_header_members_are_refused() {
+    let (mp, app) = start_without_key_alg().await;
     for member in ["jku", "jwk", "x5u", "x5c", "crit", "cty", "enc", "zip"] {
-        let t = ok(mp.token().header(member, json!("x")));
+        let t = signed(mp.token().header(member, json!("x")));
         assert_invalid_token(&get_with_token(&app, "/whoami", &t).await, "unsupported-token-header");
     }
+}
+
+#[tokio::test]
+async fn only_jwt_types_are_accepted() {
+    let (mp, app) = start_without_key_alg().await;
     for typ in ["JOSE", "application/json", "dpop+jwt"] {
-        let t = ok(mp.token().header("typ", json!(typ)));
+        let t = signed(mp.token().header("typ", json!(typ)));
         assert_invalid_token(&get_with_token(&app, "/whoami", &t).await, "unsupported-token-header");
     }
     for typ in ["JWT", "jwt", "at+jwt", "AT+JWT"] {
-        let t = ok(mp.token().header("typ", json!(typ)));
+        let t = signed(mp.token().header("typ", json!(typ)));
         assert_eq!(get_with_token(&app, "/whoami", &t).await.status, 200, "typ {typ}");
     }
-    let t = ok(mp.token().remove_header("kid"));
-    assert_invalid_token(&get_with_token(&app, "/whoami", &t).await, "unsupported-token-header");
+}
 
-    // RS384 and RS512 are accepted by default.
+#[tokio::test]
+async fn a_header_without_kid_is_refused() {
+    let (mp, app) = start_without_key_alg().await;
+    let t = signed(mp.token().remove_header("kid"));
+    assert_invalid_token(&get_with_token(&app, "/whoami", &t).await, "unsupported-token-header");
+}
+
+#[tokio::test]
+async fn rs384_and_rs512_are_accepted_by_default() {
+    let (mp, app) = start_without_key_alg().await;
     for alg in ["RS384", "RS512"] {
-        let t = ok(mp.token().alg(alg));
+        let t = signed(mp.token().alg(alg));
         assert_eq!(get_with_token(&app, "/whoami", &t).await.status, 200, "{alg}");
     }
 }
@@ -231,7 +270,7 @@ async fn key_alg_must_match_header_alg() {
 
 #[tokio::test]
 async fn algorithm_allow_list_is_configurable() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_jwks_key_alg(None);
     let app = router(builder(&mp).algorithms([Algorithm::RS512]).build().unwrap());
     let t = mp.token().scope(SCOPE).sign();
@@ -241,9 +280,8 @@ async fn algorithm_allow_list_is_configurable() {
 }
 
 #[tokio::test]
-async fn signature_rules() {
+async fn a_payload_changed_after_signing_is_refused() {
     let (mp, app) = start().await;
-    // Payload changed after signing.
     let t = mp.token().scope(SCOPE).sign();
     let other = mp.token().scope(SCOPE).claim("client_id", json!("evil")).sign();
     let (h, _, s) = split3(&t);
@@ -252,10 +290,19 @@ async fn signature_rules() {
         &get_with_token(&app, "/whoami", &format!("{h}.{p2}.{s}")).await,
         "invalid-signature",
     );
-    // Signed by an unpublished key under the published kid.
-    let rogue = Arc::new(TestKey::generate(mp.signing_key().kid()));
+}
+
+#[tokio::test]
+async fn a_signature_by_an_unpublished_key_under_a_published_kid_is_refused() {
+    let (mp, app) = start().await;
+    let rogue = Arc::new(TestKey::for_role(KeyRole::Rogue).with_kid(mp.signing_key().kid()));
     let t = mp.token().scope(SCOPE).signed_by(rogue).sign();
     assert_invalid_token(&get_with_token(&app, "/whoami", &t).await, "invalid-signature");
+}
+
+#[tokio::test]
+async fn a_header_alg_that_did_not_make_the_signature_is_refused() {
+    let (mp, app) = start().await;
     // Header alg RS384 but signed with RS256 (header edited after signing would fail anyway).
     let t = mp.token().scope(SCOPE).sign();
     let (_, p, s) = split3(&t);
@@ -264,6 +311,11 @@ async fn signature_rules() {
         &get_with_token(&app, "/whoami", &format!("{h384}.{p}.{s}")).await,
         "invalid-signature",
     );
+}
+
+#[tokio::test]
+async fn a_signature_of_the_wrong_length_is_refused() {
+    let (mp, app) = start().await;
     // A signature that is not base64url of the right length.
     let t = mp.token().scope(SCOPE).sign();
     let (h, p, _) = split3(&t);
@@ -287,14 +339,14 @@ fn b64(s: &str) -> String {
 async fn unknown_kid_is_refused_after_one_refetch() {
     let (mp, app) = start().await;
     assert_eq!(get_with_token(&app, "/whoami", &mp.token().scope(SCOPE).sign()).await.status, 200);
-    let stranger = Arc::new(TestKey::generate("not-published"));
+    let stranger = Arc::new(TestKey::for_role(KeyRole::Rogue).with_kid("not-published"));
     let t = mp.token().scope(SCOPE).signed_by(stranger).sign();
     assert_invalid_token(&get_with_token(&app, "/whoami", &t).await, "unknown-signing-key");
     assert_eq!(mp.jwks_requests(), 2, "first fetch, then one refetch for the unknown kid");
 }
 
 #[tokio::test]
-async fn claim_rules() {
+async fn bad_claims_are_refused_with_their_reason() {
     let (mp, app) = start().await;
     let now = SystemTime::now();
     let cases: Vec<(&str, altinn_systemuser::test_util::TokenBuilder)> = vec![
@@ -346,9 +398,20 @@ async fn claim_rules() {
         let r = get_with_token(&app, "/whoami", &b.scope(SCOPE).sign()).await;
         assert_invalid_token(&r, slug);
     }
+}
+
+#[tokio::test]
+async fn scope_must_be_one_space_separated_string() {
+    let (mp, app) = start().await;
     // scope must be one space-separated string.
     let r = get_with_token(&app, "/whoami", &mp.token().claim("scope", json!([SCOPE])).sign()).await;
     assert_invalid_token(&r, "invalid-claims");
+}
+
+#[tokio::test]
+async fn accepted_claim_variations() {
+    let (mp, app) = start().await;
+    let now = SystemTime::now();
     // Accepted variations.
     for b in [
         mp.token().claim("aud", json!("unspecified")),
@@ -401,16 +464,22 @@ async fn duplicated_claims_are_refused() {
     );
 }
 
-#[tokio::test]
-async fn configured_audience_and_lifetime() {
-    let mp = FakeMaskinporten::start().await;
-    let app = router(
-        builder(&mp)
+/// A layer for `mp` that requires the audience `https://api.skatteetaten.no/` and tokens that
+/// live at most 120 s.
+fn with_audience(mp: &FakeMaskinporten) -> Router {
+    router(
+        builder(mp)
             .audience("https://api.skatteetaten.no/")
             .max_token_lifetime(Duration::from_secs(120))
             .build()
             .unwrap(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_configured_audience_is_required() {
+    let mp = fake().await;
+    let app = with_audience(&mp);
     let aud = "https://api.skatteetaten.no/";
     for b in [mp.token().claim("aud", json!(aud)), mp.token().claim("aud", json!(["x", aud]))] {
         assert_eq!(get_with_token(&app, "/whoami", &b.scope(SCOPE).sign()).await.status, 200);
@@ -422,9 +491,15 @@ async fn configured_audience_and_lifetime() {
     ] {
         assert_invalid_token(&get_with_token(&app, "/whoami", &b.scope(SCOPE).sign()).await, "wrong-audience");
     }
+}
+
+#[tokio::test]
+async fn a_token_living_longer_than_configured_is_refused() {
+    let mp = fake().await;
+    let app = with_audience(&mp);
     let long = mp
         .token()
-        .claim("aud", json!(aud))
+        .claim("aud", json!("https://api.skatteetaten.no/"))
         .lifetime(Duration::from_secs(3600))
         .scope(SCOPE)
         .sign();
@@ -432,17 +507,9 @@ async fn configured_audience_and_lifetime() {
 }
 
 #[tokio::test]
-async fn scope_rules() {
-    let mp = FakeMaskinporten::start().await;
+async fn every_required_scope_is_needed() {
+    let mp = fake().await;
     let all_of = router(builder(&mp).require_scope("altinn:extra").build().unwrap());
-    let any_of = router(
-        MaskinportenLayer::builder()
-            .issuer(mp.issuer())
-            .require_any_scope(["a:one", "a:two"])
-            .build()
-            .unwrap(),
-    );
-
     let r = get_with_token(&all_of, "/whoami", &mp.token().scope(SCOPE).sign()).await;
     assert_rejected(&r, 403, "insufficient-scope");
     assert_eq!(
@@ -455,7 +522,12 @@ async fn scope_rules() {
             .status,
         200
     );
+}
 
+#[tokio::test]
+async fn scopes_match_exactly() {
+    let mp = fake().await;
+    let all_of = router(builder(&mp).require_scope("altinn:extra").build().unwrap());
     // Exact element match: no substrings, prefixes or case folding.
     for scope in [
         &format!("{SCOPE}x altinn:extra")[..],
@@ -466,6 +538,18 @@ async fn scope_rules() {
         let r = get_with_token(&all_of, "/whoami", &mp.token().scope(scope).sign()).await;
         assert_eq!(r.status, 403, "{scope}");
     }
+}
+
+#[tokio::test]
+async fn any_of_several_scopes_is_enough() {
+    let mp = fake().await;
+    let any_of = router(
+        MaskinportenLayer::builder()
+            .issuer(mp.issuer())
+            .require_any_scope(["a:one", "a:two"])
+            .build()
+            .unwrap(),
+    );
     assert_eq!(
         get_with_token(&any_of, "/whoami", &mp.token().scope("x a:two").sign()).await.status,
         200
@@ -497,7 +581,7 @@ fn builder_refuses_unsafe_configuration() {
 
 #[tokio::test]
 async fn rejection_is_in_the_response_extensions_and_replaceable() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let layer = builder(&mp)
         .rejection_responder(|r: &Rejection, _h: &http::HeaderMap| {
             let mut res = http::Response::new(bytes::Bytes::from_static(b"nope"));
@@ -519,45 +603,68 @@ async fn rejection_is_in_the_response_extensions_and_replaceable() {
     assert_eq!(&body.body[..], b"nope");
 }
 
+/// The README's advice: `route_layer`, so that a request for a path no route matches is a 404
+/// (the layer never sees it) while a known path is guarded; `.layer` would guard the fallback
+/// too and turn every unknown path into a 401.
 #[tokio::test]
-async fn route_layer_keeps_404() {
-    let (mp, app) = start().await;
-    let _ = mp;
-    let r = send(&app, Request::get("/nope").body(Body::empty()).unwrap()).await;
-    assert_eq!(r.status, 404);
+async fn route_layer_keeps_404_and_layer_does_not() {
+    let mp = fake().await;
+    let routes = || Router::new().route("/whoami", get(whoami));
+    let no_token = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+
+    let route_layered = routes().route_layer(builder(&mp).build().unwrap());
+    assert_rejected(&send(&route_layered, no_token("/whoami")).await, 401, "missing-token");
+    let r = send(&route_layered, no_token("/nope")).await;
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+
+    let layered = routes().layer(builder(&mp).build().unwrap());
+    assert_rejected(&send(&layered, no_token("/whoami")).await, 401, "missing-token");
+    assert_rejected(&send(&layered, no_token("/nope")).await, 401, "missing-token");
+}
+
+fn grpc_request(path: &str, token: Option<String>) -> Request<Body> {
+    let mut b = Request::post(path).header("content-type", "application/grpc");
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+/// `POST /whoami` behind the layer, for gRPC requests.
+fn grpc_router(mp: &FakeMaskinporten) -> Router {
+    Router::new()
+        .route("/whoami", axum::routing::post(|| async { "ok" }))
+        .route_layer(builder(mp).build().unwrap())
 }
 
 #[tokio::test]
-async fn grpc_requests_get_grpc_status() {
-    let (mp, app) = start().await;
-    let grpc = |token: Option<String>| {
-        let mut b = Request::post("/whoami").header("content-type", "application/grpc");
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        b.body(Body::empty()).unwrap()
-    };
-    let app = Router::new()
-        .route("/whoami", axum::routing::post(|| async { "ok" }))
-        .route_layer(builder(&mp).build().unwrap())
-        .merge(app);
-    let r = send(&app, grpc(None)).await;
+async fn grpc_without_a_token_is_unauthenticated() {
+    let mp = fake().await;
+    let r = send(&grpc_router(&mp), grpc_request("/whoami", None)).await;
     assert_eq!((r.status, r.header("grpc-status")), (200, Some("16")));
     assert!(r.body.is_empty());
-    let r = send(&app, grpc(Some(mp.token().scope("other").sign()))).await;
+}
+
+#[tokio::test]
+async fn grpc_with_too_little_scope_is_permission_denied() {
+    let mp = fake().await;
+    let r = send(&grpc_router(&mp), grpc_request("/whoami", Some(mp.token().scope("other").sign()))).await;
     assert_eq!((r.status, r.header("grpc-status")), (200, Some("7")));
-    let r = send(&app, grpc(Some("garbage".into()))).await;
+}
+
+#[tokio::test]
+async fn grpc_with_a_malformed_token_is_unauthenticated_with_a_message() {
+    let mp = fake().await;
+    let r = send(&grpc_router(&mp), grpc_request("/whoami", Some("garbage".into()))).await;
     assert_eq!(r.header("grpc-status"), Some("16"));
     assert!(r.header("grpc-message").is_some());
+}
+
+#[tokio::test]
+async fn grpc_without_keys_is_unavailable() {
+    let mp = fake().await;
     mp.set_jwks_mode(EndpointMode::Status(500));
-    let fresh = FakeMaskinporten::start().await;
-    fresh.set_jwks_mode(EndpointMode::Status(500));
-    let down = Router::new()
-        .route("/x", axum::routing::post(|| async { "ok" }))
-        .route_layer(builder(&fresh).build().unwrap());
-    let mut req = grpc(Some(fresh.token().scope(SCOPE).sign()));
-    *req.uri_mut() = "/x".parse().unwrap();
-    let r = send(&down, req).await;
+    let r = send(&grpc_router(&mp), grpc_request("/whoami", Some(mp.token().scope(SCOPE).sign()))).await;
     assert_eq!((r.status, r.header("grpc-status")), (200, Some("14")));
 }
 
@@ -585,7 +692,7 @@ async fn key_rotation() {
 
 #[tokio::test]
 async fn removed_key_invalidates_cached_tokens() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let layer = builder(&mp).build().unwrap();
     let app = router(layer.clone());
     let old_kid = mp.signing_key().kid().to_owned();
@@ -604,10 +711,14 @@ async fn removed_key_invalidates_cached_tokens() {
 
 #[tokio::test]
 async fn cached_token_is_refused_once_its_exp_has_passed() {
-    let mp = FakeMaskinporten::start().await;
-    let app = router(builder(&mp).leeway(Duration::ZERO).build().unwrap());
-    // `exp` is whole seconds: two to three seconds from now.
-    let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now()) as u64 + 3);
+    let mp = fake().await;
+    let layer = builder(&mp).leeway(Duration::ZERO).build().unwrap();
+    // Keys first, so that the requests below take milliseconds.
+    layer.keys().ready().await.unwrap();
+    let app = router(layer);
+    // `exp` is whole seconds and is compared with `SystemTime`, so this sleeps for real: until
+    // the first whole second at least 300 ms from now.
+    let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now() + Duration::from_millis(300)) as u64 + 1);
     let token = mp.token().scope(SCOPE).expires_at(exp).sign();
     assert_eq!(get_with_token(&app, "/whoami", &token).await.status, 200);
     assert_eq!(
@@ -656,7 +767,7 @@ async fn concurrent_first_requests_share_one_fetch() {
 
 #[tokio::test]
 async fn jwks_outage_after_warm_up_keeps_serving() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     // Keys expire at once, so every request wants a refresh; the last good keys must serve.
     let layer = builder(&mp)
         .jwks_ttl(Duration::from_millis(1))
@@ -684,7 +795,7 @@ async fn jwks_outage_after_warm_up_keeps_serving() {
 
 #[tokio::test]
 async fn no_keys_ever_is_503_never_401_never_through() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_jwks_mode(EndpointMode::Status(503));
     let app = router(builder(&mp).build().unwrap());
     for _ in 0..3 {
@@ -693,8 +804,11 @@ async fn no_keys_ever_is_503_never_401_never_through() {
         assert!(r.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1));
         assert!(r.header("www-authenticate").is_none());
     }
-    // A hanging JWKS is bounded by the fetch timeout.
-    let hang = FakeMaskinporten::start().await;
+}
+
+#[tokio::test]
+async fn a_hanging_jwks_is_bounded_by_the_fetch_timeout() {
+    let hang = fake().await;
     hang.set_jwks_mode(EndpointMode::Hang);
     let app = router(
         builder(&hang)
@@ -708,7 +822,7 @@ async fn no_keys_ever_is_503_never_401_never_through() {
 
 #[tokio::test]
 async fn discovery_issuer_must_match() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_metadata_issuer(Some("https://maskinporten.no/".into()));
     let layer = builder(&mp).build().unwrap();
     assert!(layer.keys().ready().await.is_err());
@@ -719,7 +833,7 @@ async fn discovery_issuer_must_match() {
 
 #[tokio::test]
 async fn configured_jwks_uri_skips_discovery() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     let layer = builder(&mp).jwks_uri(mp.jwks_uri()).build().unwrap();
     layer.keys().ready().await.unwrap();
     assert!(layer.keys().is_ready());
@@ -734,8 +848,8 @@ async fn configured_jwks_uri_skips_discovery() {
 
 #[tokio::test]
 async fn weak_keys_in_the_jwks_are_skipped() {
-    let mp = FakeMaskinporten::start().await;
-    let weak = TestKey::generate("enc-key");
+    let mp = fake().await;
+    let weak = TestKey::for_role(KeyRole::Rogue).with_kid("enc-key");
     let mut enc = weak.public_jwk();
     enc["use"] = json!("enc");
     let mut hs = json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});
@@ -757,7 +871,7 @@ async fn weak_keys_in_the_jwks_are_skipped() {
 
 #[tokio::test]
 async fn jwks_cache_control_is_honoured_within_bounds() {
-    let mp = FakeMaskinporten::start().await;
+    let mp = fake().await;
     mp.set_jwks_cache_control(Some("public, max-age=3600".into()));
     let app = router(builder(&mp).build().unwrap());
     for _ in 0..20 {

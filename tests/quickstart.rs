@@ -7,7 +7,7 @@ mod support;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
 
-use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, TestKey};
+use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use quickstart::{DEMO_CLIENT_ORG, DEMO_OTHER_ORG, DEMO_OWNER_ORG, DEMO_SYSTEM_USER, Settings};
 use std::collections::HashMap;
 use support::serve;
@@ -87,7 +87,7 @@ async fn environment_variables_are_honoured() {
     // Fakes started by the test, not the example's embedded ones.
     let mp = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&mp, "the-subscription-key").await;
-    let provider = TestKey::generate("provider-kid");
+    let provider = TestKey::for_role(KeyRole::Provider).with_kid("provider-kid");
     mp.register_client(ClientRegistration::new(
         "provider-client",
         &provider,

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
-use altinn_systemuser::test_util::{ClientRegistration, DEFAULT_SCOPE, FakeAltinn, FakeMaskinporten, TestKey};
+use altinn_systemuser::test_util::{ClientRegistration, DEFAULT_SCOPE, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use altinn_systemuser::{MaskinportenLayer, SystemUserLayer};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
@@ -39,7 +39,7 @@ pub fn maskinporten_layer(mp: &FakeMaskinporten, token_cache_capacity: u64) -> M
 
 /// A PDP client against `altinn`, authenticating with a provider client registered at `mp`.
 pub fn pdp(mp: &FakeMaskinporten, altinn: &FakeAltinn) -> AltinnPdp {
-    let key = TestKey::generate("bench-provider-key");
+    let key = TestKey::for_role(KeyRole::Provider).with_kid("bench-provider-key");
     mp.register_client(ClientRegistration::new(
         PROVIDER_CLIENT,
         &key,

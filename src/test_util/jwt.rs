@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn builder_times_and_overrides() {
-        let key = Arc::new(TestKey::generate("k"));
+        let key = Arc::new(TestKey::for_role(crate::test_util::KeyRole::Vendor).with_kid("k"));
         let t = TokenBuilder::new(key.clone(), Map::new()).lifetime(Duration::from_secs(60));
         let iat = t.claims()["iat"].as_i64().unwrap();
         assert_eq!(t.claims()["exp"].as_i64().unwrap(), iat + 60);
@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(t.claims()["iat"], 1000);
         assert_eq!(t.claims()["exp"], 1060);
 
-        let other = TestKey::generate("other");
+        let other = TestKey::for_role(crate::test_util::KeyRole::Rogue).with_kid("other");
         let token = t.clone().signed_by(&other).alg("RS384").sign();
         let d = decode(&token).unwrap();
         assert_eq!(d.header["kid"], "other");

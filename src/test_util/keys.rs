@@ -10,9 +10,11 @@ use std::fmt;
 
 /// An RSA key pair with a key id (`kid`), for signing test tokens.
 ///
-/// Keys are generated at runtime (nothing secret is checked in), so generating one costs some
-/// tens of milliseconds; share them with [`Arc`](std::sync::Arc) or clone them (cloning is cheap
-/// and shares the key material).
+/// Keys are generated at runtime (nothing secret is checked in), so generating one costs tens to
+/// hundreds of milliseconds. Tests should take their keys from the per-process pool,
+/// [`TestKey::for_role`] (one key per [`KeyRole`](super::KeyRole), generated once), and change
+/// the `kid` with [`with_kid`](Self::with_kid); both are cheap. Cloning is cheap and shares the
+/// key material.
 ///
 /// `Debug` shows the `kid` and the size, never key material.
 #[derive(Clone)]
@@ -32,7 +34,8 @@ impl fmt::Debug for TestKey {
 }
 
 impl TestKey {
-    /// A new RSA-2048 key pair with key id `kid`.
+    /// A new RSA-2048 key pair with key id `kid`. Slow: prefer [`for_role`](Self::for_role) in
+    /// tests.
     ///
     /// # Panics
     ///
@@ -66,7 +69,8 @@ impl TestKey {
         }
     }
 
-    /// A key with a random `kid` (a UUID).
+    /// A new key with a random `kid` (a UUID). Slow: prefer
+    /// `TestKey::for_role(role).with_kid(…)` in tests.
     pub fn generate_random_kid() -> TestKey {
         TestKey::generate(uuid::Uuid::new_v4().to_string())
     }
@@ -249,7 +253,7 @@ mod tests {
 
     #[test]
     fn jwk_sign_verify_and_debug() {
-        let key = TestKey::generate("k1");
+        let key = TestKey::for_role(crate::test_util::KeyRole::Vendor).with_kid("k1");
         let jwk = key.public_jwk();
         assert_eq!(jwk["kty"], "RSA");
         assert_eq!(jwk["kid"], "k1");

@@ -13,8 +13,12 @@
 //!   request ([`RecordedRequest`]).
 //!
 //! Faults (errors, garbage, delays, oversized bodies, hangs) are set per endpoint with
-//! [`EndpointMode`] and [`PdpAnswer`]. The servers never panic on what clients send. Keys are
-//! RSA keys generated at runtime ([`TestKey`]); nothing here is secret.
+//! [`EndpointMode`] and scripted per request with [`PdpAnswer`] (the PDP's answers: raw, delayed,
+//! streamed, …), [`FakeAltinn::push_exchange_mode`] (the exchange's), [`ExchangeFormat`] and
+//! [`FakeMaskinporten::set_token_delay`]. The servers never panic on what clients send. Keys are
+//! RSA keys generated at runtime ([`TestKey`]); nothing here is secret. Each [`KeyRole`] (the
+//! fakes' signing keys, the provider, a rogue key, …) has its own key, generated once per process
+//! and handed out by [`TestKey::for_role`], so starting a fake costs no key generation.
 //!
 //! ```
 //! use altinn_systemuser::test_util::{FakeAltinn, FakeMaskinporten};
@@ -40,14 +44,16 @@
 mod fake_altinn;
 mod fake_maskinporten;
 mod jwt;
+mod key_pool;
 mod keys;
 mod server;
 
-pub use fake_altinn::{FakeAltinn, PdpAnswer, RecordedRequest, STATUS_OK, STATUS_PROCESSING_ERROR, STATUS_SYNTAX_ERROR};
+pub use fake_altinn::{ExchangeFormat, FakeAltinn, PdpAnswer, RecordedRequest, STATUS_OK, STATUS_PROCESSING_ERROR, STATUS_SYNTAX_ERROR};
 pub use fake_maskinporten::{
     ClientRegistration, DEFAULT_CLIENT_ID, DEFAULT_CONSUMER_ORG, DEFAULT_SCOPE, DEFAULT_SYSTEM_ID, FakeMaskinporten, JWT_BEARER,
 };
 pub use jwt::{TokenBuilder, decode_unverified};
+pub use key_pool::KeyRole;
 pub use keys::TestKey;
 pub use server::EndpointMode;
 

@@ -81,7 +81,7 @@ pub async fn serve(app: Router) -> String {
 
 use altinn_systemuser::MaskinportenLayer;
 use altinn_systemuser::pdp::{AUTHORIZE_SCOPE, AltinnPdp, AltinnPdpBuilder, MaskinportenCredentials};
-use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, TestKey};
+use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use uuid::Uuid;
 
 /// The scope the API under test requires of its callers.
@@ -113,9 +113,10 @@ pub struct Fakes {
 
 impl Fakes {
     pub async fn start() -> Fakes {
+        TestKey::pregenerate(&[KeyRole::Maskinporten, KeyRole::Altinn, KeyRole::Provider]);
         let mp = FakeMaskinporten::start().await;
         let altinn = FakeAltinn::start(&mp, SUBSCRIPTION_KEY).await;
-        let provider_key = TestKey::generate("provider-key-1");
+        let provider_key = TestKey::for_role(KeyRole::Provider).with_kid("provider-key-1");
         mp.register_client(ClientRegistration::new(
             PROVIDER_CLIENT_ID,
             &provider_key,
@@ -164,12 +165,26 @@ impl Fakes {
     }
 }
 
-/// `http://127.0.0.1:PORT` of a port that was just bound and released: connections are refused.
-pub fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
+/// A port on 127.0.0.1 that refuses connections for as long as this lives: bound, so that no
+/// other socket (of this test or of a test process running beside it) can take it, but not
+/// listening, so that connecting is refused at once.
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    addr: std::net::SocketAddr,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        ClosedPort { _socket: socket, addr }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
 }
 
 /// A rejection with this status and problem type, as the layers render it.
