@@ -10,7 +10,7 @@
 
 mod common;
 
-use altinn_systemuser::Party;
+use altinn_systemuser::org::Party;
 use altinn_systemuser::pdp::{Action, Decision, DecisionRequest, ResourceId};
 use altinn_systemuser::test_util::PdpAnswer;
 use common::{fakes, pdp, runtime, timed_async};

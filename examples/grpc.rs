@@ -11,9 +11,10 @@
 //! (PERMISSION_DENIED from the PDP), and a broken token (UNAUTHENTICATED). It exits non-zero if
 //! any answer is not the expected one.
 
+use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
+use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
 use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, TestKey};
-use altinn_systemuser::{MaskinportenLayer, SystemUser, SystemUserLayer};
 use http::uri::PathAndQuery;
 use std::convert::Infallible;
 use std::future::Future;

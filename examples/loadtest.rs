@@ -28,9 +28,11 @@
 //!
 //! Only loopback addresses are used. Finishes in well under a minute on two cores.
 
+use altinn_systemuser::maskinporten::MaskinportenLayer;
+use altinn_systemuser::org::Party;
 use altinn_systemuser::pdp::{AltinnPdp, AltinnToken, AltinnTokenSource, DecisionRequest, MaskinportenCredentials, PdpError, ResourceId};
+use altinn_systemuser::systemuser::SystemUserLayer;
 use altinn_systemuser::test_util::{ClientRegistration, DEFAULT_SCOPE, FakeAltinn, FakeMaskinporten, TestKey};
-use altinn_systemuser::{MaskinportenLayer, Party, SystemUserLayer};
 use axum::Router;
 use axum::routing::{get, post};
 use bytes::Bytes;

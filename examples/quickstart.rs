@@ -21,9 +21,10 @@
 //! | `PDP_KEY_ID` | `kid` of the provider's key | - |
 //! | `PDP_PRIVATE_KEY_FILE` | the provider's RSA private key, PEM (PKCS#8 or PKCS#1) | - |
 
+use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
+use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
 use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, TestKey};
-use altinn_systemuser::{MaskinportenLayer, SystemUser, SystemUserLayer};
 use axum::extract::Path;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -263,8 +264,8 @@ fn principal_json(su: &SystemUser) -> Value {
         "action": su.action().as_str(),
         // The party as authorized; a person number would be personal data, so it is masked.
         "party": match su.party() {
-            altinn_systemuser::Party::Organisation(o) => o.to_string(),
-            altinn_systemuser::Party::Person(_) => "person (masked)".to_owned(),
+            altinn_systemuser::org::Party::Organisation(o) => o.to_string(),
+            altinn_systemuser::org::Party::Person(_) => "person (masked)".to_owned(),
         },
     })
 }

@@ -1,6 +1,6 @@
 //! axum extractors (feature `axum`).
 //!
-//! [`MaskinportenToken`] and [`SystemUser`](crate::SystemUser) are extractors; so are
+//! [`MaskinportenToken`] and [`SystemUser`](crate::systemuser::SystemUser) are extractors; so are
 //! `Option<MaskinportenToken>` and `Option<SystemUser>` (for routes that serve anonymous and
 //! authenticated callers differently). A required extractor on a route that the layer does not
 //! cover answers 500: that is a server misconfiguration, as with axum's `Extension`, and it is

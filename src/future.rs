@@ -1,6 +1,6 @@
 //! [`ResponseFuture`], shared by both layers.
 
-use crate::body::ResponseBody;
+use crate::ResponseBody;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{Request, Response};

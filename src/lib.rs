@@ -21,8 +21,3 @@ pub mod test_util;
 pub use body::ResponseBody;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use future::ResponseFuture;
-pub use maskinporten::{MaskinportenLayer, MaskinportenToken};
-pub use org::{IdentifierError, OrgId, OrgNumber, Organisation, Party, PersonId};
-pub use pdp::AltinnPdp;
-pub use reject::{Rejection, RejectionKind, RejectionResponder};
-pub use systemuser::{SystemUser, SystemUserLayer};

@@ -26,7 +26,7 @@ pub const ISO6523_AUTHORITY: &str = "iso6523-actorid-upis";
 /// A Norwegian organisation number: nine digits with a valid mod-11 check digit.
 ///
 /// ```
-/// use altinn_systemuser::OrgNumber;
+/// use altinn_systemuser::org::OrgNumber;
 /// let org: OrgNumber = "310702641".parse().unwrap();
 /// assert_eq!(org.to_string(), "310702641");
 /// assert!("310702642".parse::<OrgNumber>().is_err()); // wrong check digit

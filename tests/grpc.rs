@@ -5,8 +5,9 @@
 
 mod support;
 
+use altinn_systemuser::org::Party;
+use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
 use altinn_systemuser::test_util::{KeyRole, PdpAnswer, TestKey};
-use altinn_systemuser::{Party, SystemUser, SystemUserLayer};
 use futures_util::Stream;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

@@ -3,10 +3,10 @@
 
 mod support;
 
-use altinn_systemuser::MaskinportenToken;
+use altinn_systemuser::maskinporten::MaskinportenToken;
 use altinn_systemuser::maskinporten::{Algorithm, MaskinportenLayer, MaskinportenLayerBuilder};
+use altinn_systemuser::reject::{Rejection, RejectionKind};
 use altinn_systemuser::test_util::{EndpointMode, FakeMaskinporten, KeyRole, TestKey};
-use altinn_systemuser::{Rejection, RejectionKind};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;

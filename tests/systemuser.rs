@@ -5,12 +5,13 @@
 
 mod support;
 
+use altinn_systemuser::org::{Party, PersonId};
 use altinn_systemuser::pdp::AltinnPdpBuilder;
 use altinn_systemuser::systemuser::SystemUserLayerBuilder;
+use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
 use altinn_systemuser::test_util::{
     DEFAULT_CLIENT_ID, DEFAULT_CONSUMER_ORG, DEFAULT_SYSTEM_ID, PdpAnswer, STATUS_OK, STATUS_PROCESSING_ERROR, decode_unverified,
 };
-use altinn_systemuser::{Party, PersonId, SystemUser, SystemUserLayer};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::any;

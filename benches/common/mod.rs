@@ -2,9 +2,10 @@
 //! and the same-run ratio against a baseline.
 #![allow(dead_code)]
 
+use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
+use altinn_systemuser::systemuser::SystemUserLayer;
 use altinn_systemuser::test_util::{ClientRegistration, DEFAULT_SCOPE, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
-use altinn_systemuser::{MaskinportenLayer, SystemUserLayer};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use std::convert::Infallible;

@@ -5,7 +5,8 @@ use super::cache::TokenCache;
 use super::key_store::{KeySource, KeyStore, KeyStoreConfig};
 use super::service::{Config, MaskinportenService, ScopeRule};
 use super::validate::{AudiencePolicy, Validator};
-use crate::error::{ConfigError, check_url};
+use crate::ConfigError;
+use crate::error::check_url;
 use crate::reject::{ProblemResponder, RejectionResponder};
 use std::sync::Arc;
 use std::time::Duration;
@@ -259,7 +260,7 @@ impl MaskinportenLayerBuilder {
         self
     }
 
-    /// Replace the rejection response (the default is [`Rejection::to_response`](crate::Rejection::to_response)).
+    /// Replace the rejection response (the default is [`Rejection::to_response`](crate::reject::Rejection::to_response)).
     pub fn rejection_responder(mut self, responder: impl RejectionResponder) -> Self {
         self.responder = Arc::new(responder);
         self

@@ -4,7 +4,7 @@ use super::cache::TokenCache;
 use super::key_store::{KeyError, KeyStore};
 use super::token::MaskinportenToken;
 use super::validate::{Validator, now_unix};
-use crate::future::ResponseFuture;
+use crate::ResponseFuture;
 use crate::reject::{self, Rejection, RejectionKind, RejectionResponder};
 use bytes::Bytes;
 use futures_util::FutureExt;

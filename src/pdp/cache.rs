@@ -245,7 +245,7 @@ fn ttl(permit_ttl: Duration, deny_ttl: Duration, decision: Decision, valid_until
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Party;
+    use crate::org::Party;
     use crate::pdp::PdpErrorKind;
     use crate::pdp::request::{Action, ResourceId};
     use std::sync::Arc;

@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use altinn_systemuser::pdp::{Action, AltinnEnvironment, AltinnPdp, DecisionRequest, MaskinportenCredentials, ResourceId};
-//! use altinn_systemuser::Party;
+//! use altinn_systemuser::org::Party;
 //! use std::time::Duration;
 //!
 //! # fn key_pem() -> Vec<u8> { Vec::new() }
@@ -69,7 +69,8 @@ use std::time::{Duration, SystemTime};
 use http::header::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
-use crate::error::{ConfigError, check_url};
+use crate::ConfigError;
+use crate::error::check_url;
 use cache::DecisionCache;
 use credentials::MaskinportenTokenSource;
 use request::DecisionKey;

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use crate::Party;
+use crate::org::Party;
 
 /// Why a resource id or an action is not acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -173,7 +173,7 @@ impl DecisionKey {
 ///
 /// ```
 /// use altinn_systemuser::pdp::{Action, DecisionRequest, ResourceId};
-/// use altinn_systemuser::{OrgNumber, Party};
+/// use altinn_systemuser::org::{OrgNumber, Party};
 /// use std::time::{Duration, SystemTime};
 ///
 /// let until = SystemTime::now() + Duration::from_secs(120);

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::PdpError;
 use super::request::{Action, DecisionKey, ResourceId};
-use crate::{OrgNumber, Party, PersonId};
+use crate::org::{OrgNumber, Party, PersonId};
 
 /// The subject attribute for a system user.
 pub(crate) const SYSTEMUSER_UUID: &str = "urn:altinn:systemuser:uuid";

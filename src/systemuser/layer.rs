@@ -2,7 +2,7 @@
 
 use super::service::{Config, SystemUserService};
 use super::target::{ActionSource, PartySource, ResourceSource, Target, template_segment};
-use crate::error::ConfigError;
+use crate::ConfigError;
 use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
 use crate::pdp::{Action, AltinnPdp, ResourceId};
@@ -211,7 +211,7 @@ impl SystemUserLayerBuilder {
         self
     }
 
-    /// Replace the rejection response (default: [`Rejection::to_response`](crate::Rejection::to_response)).
+    /// Replace the rejection response (default: [`Rejection::to_response`](crate::reject::Rejection::to_response)).
     pub fn rejection_responder(mut self, responder: impl RejectionResponder) -> Self {
         self.responder = Arc::new(responder);
         self

@@ -11,14 +11,14 @@
 //!
 //! Unless told otherwise, the layer asks about the action that goes with the HTTP method
 //! ([`action_for_method`]). It needs the verified token that
-//! [`MaskinportenLayer`](crate::MaskinportenLayer) puts in the request extensions: without one,
+//! [`MaskinportenLayer`](crate::maskinporten::MaskinportenLayer) puts in the request extensions: without one,
 //! the layer is mounted wrongly, and every request is answered `500` (problem type
 //! `server-misconfigured`) without asking the PDP or calling the handler.
 //!
 //! ```
 //! use altinn_systemuser::pdp::{AltinnPdp, AltinnToken, AltinnTokenSource, PdpError, PdpErrorKind};
 //! use altinn_systemuser::systemuser::{SystemUserLayer, action_for_method};
-//! use altinn_systemuser::{Rejection, RejectionKind};
+//! use altinn_systemuser::reject::{Rejection, RejectionKind};
 //! use http::{Method, Request, Response, StatusCode};
 //! use std::convert::Infallible;
 //! use std::future::Future;

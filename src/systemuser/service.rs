@@ -2,7 +2,7 @@
 
 use super::principal::SystemUser;
 use super::target::Target;
-use crate::future::ResponseFuture;
+use crate::ResponseFuture;
 use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
 use crate::pdp::{AltinnPdp, Decision, DecisionRequest};

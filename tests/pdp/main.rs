@@ -15,7 +15,7 @@ mod time_budget;
 mod tokens;
 mod wire;
 
-use altinn_systemuser::Party;
+use altinn_systemuser::org::Party;
 use altinn_systemuser::pdp::{
     Action, AltinnPdp, AltinnPdpBuilder, AltinnToken, AltinnTokenSource, Decision, DecisionRequest, PdpError, ResourceId,
 };

@@ -8,7 +8,7 @@ use altinn_systemuser::test_util::{EndpointMode, ExchangeFormat, PdpAnswer, deco
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
-async fn permit_one(pdp: &altinn_systemuser::AltinnPdp) {
+async fn permit_one(pdp: &altinn_systemuser::pdp::AltinnPdp) {
     assert_eq!(pdp.decide(&question(Uuid::new_v4(), "read", OWNER_ORG)).await, Ok(Decision::Permit));
 }
 

@@ -79,7 +79,7 @@ pub async fn serve(app: Router) -> String {
 // Both layers and the PDP against FakeMaskinporten and FakeAltinn
 // ---------------------------------------------------------------------------------------------
 
-use altinn_systemuser::MaskinportenLayer;
+use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AUTHORIZE_SCOPE, AltinnPdp, AltinnPdpBuilder, MaskinportenCredentials};
 use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use uuid::Uuid;

@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use super::signing_key::{KeyRef, SigningKey};
 use super::{AUTHORIZE_SCOPE, bearer};
-use crate::error::{ConfigError, check_url};
+use crate::ConfigError;
+use crate::error::check_url;
 use crate::outbound::{error_label, read_capped};
 use crate::pdp::PdpError;
 

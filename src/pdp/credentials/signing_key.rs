@@ -18,7 +18,7 @@ use rustls_pki_types::pem::{PemObject, SectionKind};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::ConfigError;
+use crate::ConfigError;
 
 /// How the verifier finds the public key: a registered key id, or a certificate chain.
 #[derive(Clone, Debug)]

@@ -3,7 +3,7 @@
 
 use super::Decision::*;
 use super::*;
-use crate::Party;
+use crate::org::Party;
 use crate::pdp::PdpErrorKind;
 use crate::pdp::request::{Action, ResourceId};
 use crate::pdp::xacml::parse_response;
