@@ -28,22 +28,22 @@ use uuid::Uuid;
 
 /// `krav.v1.WhoAmIRequest {}`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct WhoAmIRequest {}
+pub(crate) struct WhoAmIRequest {}
 
 /// `krav.v1.WhoAmIReply { system_user_id = 1; party = 2; action = 3; system_id = 4; }`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct WhoAmIReply {
+pub(crate) struct WhoAmIReply {
     #[prost(string, tag = "1")]
-    pub system_user_id: String,
+    pub(crate) system_user_id: String,
     #[prost(string, tag = "2")]
-    pub party: String,
+    pub(crate) party: String,
     #[prost(string, tag = "3")]
-    pub action: String,
+    pub(crate) action: String,
     #[prost(string, tag = "4")]
-    pub system_id: String,
+    pub(crate) system_id: String,
 }
 
-pub const WHOAMI: &str = "/krav.v1.Krav/WhoAmI";
+pub(crate) const WHOAMI: &str = "/krav.v1.Krav/WhoAmI";
 
 /// The handler: reads the authorized `SystemUser` from the request extensions.
 async fn who_am_i(request: Request<WhoAmIRequest>) -> Result<Response<WhoAmIReply>, Status> {
@@ -60,7 +60,7 @@ async fn who_am_i(request: Request<WhoAmIRequest>) -> Result<Response<WhoAmIRepl
 
 /// The `krav.v1.Krav` service, as tonic-build would generate it, by hand.
 #[derive(Clone, Default)]
-pub struct KravServer;
+pub(crate) struct KravServer;
 
 impl NamedService for KravServer {
     const NAME: &'static str = "krav.v1.Krav";
@@ -88,15 +88,15 @@ impl tower::Service<http::Request<Body>> for KravServer {
 }
 
 /// Everything the demo runs, started on loopback.
-pub struct Demo {
-    pub maskinporten: FakeMaskinporten,
-    pub altinn: FakeAltinn,
-    pub url: String,
-    pub permitted: Uuid,
-    pub not_permitted: Uuid,
+pub(crate) struct Demo {
+    pub(crate) maskinporten: FakeMaskinporten,
+    pub(crate) altinn: FakeAltinn,
+    pub(crate) url: String,
+    pub(crate) permitted: Uuid,
+    pub(crate) not_permitted: Uuid,
 }
 
-pub async fn start() -> Result<Demo, Box<dyn std::error::Error>> {
+pub(crate) async fn start() -> Result<Demo, Box<dyn std::error::Error>> {
     let maskinporten = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&maskinporten, "grpc-demo-key").await;
     let provider = TestKey::generate("grpc-provider");
@@ -155,7 +155,7 @@ pub async fn start() -> Result<Demo, Box<dyn std::error::Error>> {
 }
 
 /// Calls WhoAmI with `Authorization: Bearer <token>` metadata.
-pub async fn call(url: &str, token: &str) -> Result<WhoAmIReply, Status> {
+pub(crate) async fn call(url: &str, token: &str) -> Result<WhoAmIReply, Status> {
     let channel = tonic::transport::Channel::from_shared(url.to_owned())
         .map_err(|e| Status::internal(e.to_string()))?
         .connect()

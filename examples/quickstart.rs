@@ -33,36 +33,36 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// The system user of the embedded demo.
-pub const DEMO_SYSTEM_USER: &str = "f950ddae-06c3-4b57-b940-702417a90df0";
+pub(crate) const DEMO_SYSTEM_USER: &str = "f950ddae-06c3-4b57-b940-702417a90df0";
 /// The organisation that owns it (SmartCloud's customer).
-pub const DEMO_OWNER_ORG: &str = "310702641";
+pub(crate) const DEMO_OWNER_ORG: &str = "310702641";
 /// A client organisation the system user may also read claims for.
-pub const DEMO_CLIENT_ORG: &str = "923609016";
+pub(crate) const DEMO_CLIENT_ORG: &str = "923609016";
 /// An organisation it has no rights for.
-pub const DEMO_OTHER_ORG: &str = "974760673";
+pub(crate) const DEMO_OTHER_ORG: &str = "974760673";
 
 /// Configuration, read from the environment variables in the table above.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub addr: String,
-    pub issuer: Option<String>,
-    pub scope: String,
-    pub platform_url: Option<String>,
-    pub subscription_key: Option<String>,
-    pub resource: String,
-    pub pdp_client_id: Option<String>,
-    pub pdp_key_id: Option<String>,
-    pub pdp_key_file: Option<String>,
+pub(crate) struct Settings {
+    pub(crate) addr: String,
+    pub(crate) issuer: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) platform_url: Option<String>,
+    pub(crate) subscription_key: Option<String>,
+    pub(crate) resource: String,
+    pub(crate) pdp_client_id: Option<String>,
+    pub(crate) pdp_key_id: Option<String>,
+    pub(crate) pdp_key_file: Option<String>,
 }
 
 impl Settings {
     /// Reads the process environment.
-    pub fn from_env() -> Settings {
+    pub(crate) fn from_env() -> Settings {
         Settings::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads the variables through `get` (tests pass their own).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Settings {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Settings {
         let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         Settings {
             addr: get("QUICKSTART_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into()),
@@ -80,29 +80,29 @@ impl Settings {
 
 /// Tokens of the embedded demo, minted at startup with a one-hour lifetime.
 #[derive(Debug, Clone)]
-pub struct DemoTokens {
+pub(crate) struct DemoTokens {
     /// A system-user token with the API's scope.
-    pub system_user: String,
+    pub(crate) system_user: String,
     /// The same token with its signature broken.
-    pub broken: String,
+    pub(crate) broken: String,
 }
 
 /// The embedded fakes, kept alive while the demo runs.
-pub struct Embedded {
-    pub maskinporten: FakeMaskinporten,
-    pub altinn: FakeAltinn,
-    pub tokens: DemoTokens,
+pub(crate) struct Embedded {
+    pub(crate) maskinporten: FakeMaskinporten,
+    pub(crate) altinn: FakeAltinn,
+    pub(crate) tokens: DemoTokens,
 }
 
 /// The application: the router, and the embedded fakes when there are any.
-pub struct App {
-    pub router: Router,
-    pub maskinporten: MaskinportenLayer,
-    pub embedded: Option<Embedded>,
+pub(crate) struct App {
+    pub(crate) router: Router,
+    pub(crate) maskinporten: MaskinportenLayer,
+    pub(crate) embedded: Option<Embedded>,
 }
 
 /// Builds the app from settings; starts embedded fakes where nothing is configured.
-pub async fn build(settings: &Settings) -> Result<App, String> {
+pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
     if settings.issuer.is_some() != settings.platform_url.is_some() {
         return Err("set both MASKINPORTEN_ISSUER and ALTINN_PLATFORM_URL (real or fake services), or neither (embedded demo)".into());
     }
@@ -290,7 +290,7 @@ async fn create_claim(su: SystemUser, Path(orgnr): Path<String>) -> (http::Statu
 }
 
 /// The curl commands printed for the embedded demo.
-pub fn curl_commands(base: &str, tokens: &DemoTokens) -> String {
+pub(crate) fn curl_commands(base: &str, tokens: &DemoTokens) -> String {
     format!(
         r#"
 A demo system user ({DEMO_SYSTEM_USER}, owned by {DEMO_OWNER_ORG}) may read claims for

@@ -77,11 +77,11 @@ use std::time::Duration;
 
 /// The gRPC status codes the layers use.
 mod grpc {
-    pub const INVALID_ARGUMENT: u8 = 3;
-    pub const PERMISSION_DENIED: u8 = 7;
-    pub const INTERNAL: u8 = 13;
-    pub const UNAVAILABLE: u8 = 14;
-    pub const UNAUTHENTICATED: u8 = 16;
+    pub(super) const INVALID_ARGUMENT: u8 = 3;
+    pub(super) const PERMISSION_DENIED: u8 = 7;
+    pub(super) const INTERNAL: u8 = 13;
+    pub(super) const UNAVAILABLE: u8 = 14;
+    pub(super) const UNAUTHENTICATED: u8 = 16;
 }
 
 /// The RFC 6750 `WWW-Authenticate` challenge of an HTTP refusal.

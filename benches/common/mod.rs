@@ -17,19 +17,19 @@ use tower::Service;
 use uuid::Uuid;
 
 /// The customer organisation that owns the benchmark's system user.
-pub const OWNER_ORG: &str = "310702641";
+pub(crate) const OWNER_ORG: &str = "310702641";
 /// The resource the system-user layer asks about.
-pub const RESOURCE: &str = "benchresource";
+pub(crate) const RESOURCE: &str = "benchresource";
 const SUBSCRIPTION_KEY: &str = "bench-subscription-key";
 const PROVIDER_CLIENT: &str = "bench-provider";
 
 /// A single-threaded runtime: the benchmarks measure one core.
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 /// Layer 1 for `mp`, requiring the fake's default scope, with this token-cache capacity.
-pub fn maskinporten_layer(mp: &FakeMaskinporten, token_cache_capacity: u64) -> MaskinportenLayer {
+pub(crate) fn maskinporten_layer(mp: &FakeMaskinporten, token_cache_capacity: u64) -> MaskinportenLayer {
     MaskinportenLayer::builder()
         .issuer(mp.issuer())
         .require_scope(DEFAULT_SCOPE)
@@ -39,7 +39,7 @@ pub fn maskinporten_layer(mp: &FakeMaskinporten, token_cache_capacity: u64) -> M
 }
 
 /// A PDP client against `altinn`, authenticating with a provider client registered at `mp`.
-pub fn pdp(mp: &FakeMaskinporten, altinn: &FakeAltinn) -> AltinnPdp {
+pub(crate) fn pdp(mp: &FakeMaskinporten, altinn: &FakeAltinn) -> AltinnPdp {
     let key = TestKey::for_role(KeyRole::Provider).with_kid("bench-provider-key");
     mp.register_client(ClientRegistration::new(
         PROVIDER_CLIENT,
@@ -68,38 +68,38 @@ pub fn pdp(mp: &FakeMaskinporten, altinn: &FakeAltinn) -> AltinnPdp {
 }
 
 /// Both fakes, started.
-pub async fn fakes() -> (FakeMaskinporten, FakeAltinn) {
+pub(crate) async fn fakes() -> (FakeMaskinporten, FakeAltinn) {
     let mp = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&mp, SUBSCRIPTION_KEY).await;
     (mp, altinn)
 }
 
 /// Layer 2 asking about [`RESOURCE`] for the system user's own organisation.
-pub fn system_user_layer(pdp: AltinnPdp) -> SystemUserLayer {
+pub(crate) fn system_user_layer(pdp: AltinnPdp) -> SystemUserLayer {
     SystemUserLayer::builder().pdp(pdp).resource(RESOURCE).build().unwrap()
 }
 
 /// A real-shaped system-user token (with `authorization_details`) for `su`, valid for an hour
 /// so that no benchmark outlives it.
-pub fn token(mp: &FakeMaskinporten, su: Uuid) -> String {
+pub(crate) fn token(mp: &FakeMaskinporten, su: Uuid) -> String {
     mp.system_user_token(su, OWNER_ORG).lifetime(Duration::from_secs(3600)).sign()
 }
 
 /// `GET /` with `Authorization: Bearer <token>`.
-pub fn request(bearer: &HeaderValue) -> Request<()> {
+pub(crate) fn request(bearer: &HeaderValue) -> Request<()> {
     let mut req = Request::new(());
     req.headers_mut().insert(AUTHORIZATION, bearer.clone());
     req
 }
 
 /// `Bearer <token>` as a header value.
-pub fn bearer(token: &str) -> HeaderValue {
+pub(crate) fn bearer(token: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
 }
 
 /// The trivial inner service: `200` with an empty body, at once.
 #[derive(Clone, Copy, Debug)]
-pub struct Ok200;
+pub(crate) struct Ok200;
 
 impl<B> Service<Request<B>> for Ok200 {
     type Response = Response<()>;
@@ -119,7 +119,7 @@ impl<B> Service<Request<B>> for Ok200 {
 const CHUNK: u64 = 1024;
 
 /// Time `iters` runs of `run`, each on a fresh input from `make`; only `run` is timed.
-pub fn timed<I, O>(iters: u64, make: impl FnMut(u64) -> I, mut run: impl FnMut(I) -> O) -> Duration {
+pub(crate) fn timed<I, O>(iters: u64, make: impl FnMut(u64) -> I, mut run: impl FnMut(I) -> O) -> Duration {
     chunked(iters, make, |inputs, outputs| {
         let start = Instant::now();
         for input in inputs.drain(..) {
@@ -131,7 +131,12 @@ pub fn timed<I, O>(iters: u64, make: impl FnMut(u64) -> I, mut run: impl FnMut(I
 
 /// [`timed`] for async work: each chunk runs in one `block_on` on `rt`, only `run(..).await`
 /// is timed.
-pub fn timed_async<I, O, F>(rt: &tokio::runtime::Runtime, iters: u64, make: impl FnMut(u64) -> I, mut run: impl FnMut(I) -> F) -> Duration
+pub(crate) fn timed_async<I, O, F>(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    make: impl FnMut(u64) -> I,
+    mut run: impl FnMut(I) -> F,
+) -> Duration
 where
     F: Future<Output = O>,
 {
@@ -164,7 +169,7 @@ fn chunked<I, O>(iters: u64, mut make: impl FnMut(u64) -> I, mut time_chunk: imp
 }
 
 /// Whether criterion was asked to measure (`cargo bench`), not just to test or list.
-pub fn benchmarking() -> bool {
+pub(crate) fn benchmarking() -> bool {
     let args: Vec<String> = std::env::args().collect();
     args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list")
 }
@@ -173,7 +178,7 @@ pub fn benchmarking() -> bool {
 /// `round` each (the iteration count is calibrated on `ours`), and the median of the per-round
 /// ratios is printed with the median time per iteration of each. Robust to a noisy machine:
 /// anything that slows one round slows both halves of it.
-pub fn ratio(name: &str, mut baseline: impl FnMut(u64) -> Duration, mut ours: impl FnMut(u64) -> Duration) -> f64 {
+pub(crate) fn ratio(name: &str, mut baseline: impl FnMut(u64) -> Duration, mut ours: impl FnMut(u64) -> Duration) -> f64 {
     const ROUNDS: usize = 31;
     let round = Duration::from_millis(20);
     let mut iters = 16u64;
@@ -210,7 +215,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// A duration in seconds, in ns or µs.
-pub fn fmt_secs(s: f64) -> String {
+pub(crate) fn fmt_secs(s: f64) -> String {
     if s.abs() < 1e-6 {
         format!("{:.1} ns", s * 1e9)
     } else {

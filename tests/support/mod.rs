@@ -9,36 +9,36 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 /// A response, read to the end.
-pub struct Reply {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: bytes::Bytes,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: bytes::Bytes,
 }
 
 impl Reply {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The RFC 9457 problem type, if the body is a problem.
-    pub fn problem_type(&self) -> String {
+    pub(crate) fn problem_type(&self) -> String {
         self.json()["type"].as_str().unwrap_or_default().to_owned()
     }
 
-    pub fn challenge(&self) -> String {
+    pub(crate) fn challenge(&self) -> String {
         self.header("www-authenticate").unwrap_or_default().to_owned()
     }
 }
 
-pub fn problem(slug: &str) -> String {
+pub(crate) fn problem(slug: &str) -> String {
     format!("urn:altinn-systemuser:problem:{slug}")
 }
 
-pub async fn read(res: Response<Body>) -> Reply {
+pub(crate) async fn read(res: Response<Body>) -> Reply {
     let (parts, body) = res.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     Reply {
@@ -49,12 +49,12 @@ pub async fn read(res: Response<Body>) -> Reply {
 }
 
 /// Sends `req` through `app` with `oneshot`.
-pub async fn send(app: &Router, req: Request<Body>) -> Reply {
+pub(crate) async fn send(app: &Router, req: Request<Body>) -> Reply {
     read(app.clone().oneshot(req).await.unwrap()).await
 }
 
 /// GET `path` with `Authorization: Bearer <token>`.
-pub async fn get_with_token(app: &Router, path: &str, token: &str) -> Reply {
+pub(crate) async fn get_with_token(app: &Router, path: &str, token: &str) -> Reply {
     send(
         app,
         Request::get(path)
@@ -66,7 +66,7 @@ pub async fn get_with_token(app: &Router, path: &str, token: &str) -> Reply {
 }
 
 /// Serves `app` on 127.0.0.1:0 (bound before serving) and returns its base URL.
-pub async fn serve(app: Router) -> String {
+pub(crate) async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -85,34 +85,34 @@ use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinpor
 use uuid::Uuid;
 
 /// The scope the API under test requires of its callers.
-pub const API_SCOPE: &str = "skatteetaten:kravogbetalinger";
+pub(crate) const API_SCOPE: &str = "skatteetaten:kravogbetalinger";
 /// The resource the API under test asks the PDP about.
-pub const RESOURCE: &str = "kravogbetaling";
+pub(crate) const RESOURCE: &str = "kravogbetaling";
 /// The customer that owns the system users in the tests.
-pub const OWNER_ORG: &str = "310702641";
+pub(crate) const OWNER_ORG: &str = "310702641";
 /// Another valid organisation number.
-pub const OTHER_ORG: &str = "923609016";
+pub(crate) const OTHER_ORG: &str = "923609016";
 /// A third valid organisation number.
-pub const THIRD_ORG: &str = "974760673";
+pub(crate) const THIRD_ORG: &str = "974760673";
 /// A synthetic national identity number with valid check digits.
-pub const PERSON: &str = "01010012356";
+pub(crate) const PERSON: &str = "01010012356";
 /// The API provider's APIM subscription key.
-pub const SUBSCRIPTION_KEY: &str = "apim-subscription-key-5c1f0e7a9b";
+pub(crate) const SUBSCRIPTION_KEY: &str = "apim-subscription-key-5c1f0e7a9b";
 /// The API provider's own Maskinporten client (for the PDP credentials).
-pub const PROVIDER_CLIENT_ID: &str = "provider-client-3f6d2a90";
+pub(crate) const PROVIDER_CLIENT_ID: &str = "provider-client-3f6d2a90";
 /// The API provider's organisation.
-pub const PROVIDER_ORG: &str = "974760673";
+pub(crate) const PROVIDER_ORG: &str = "974760673";
 
 /// FakeMaskinporten and FakeAltinn on 127.0.0.1:0, with the API provider's client registered
 /// for the PDP scope under its own key.
-pub struct Fakes {
-    pub mp: FakeMaskinporten,
-    pub altinn: FakeAltinn,
-    pub provider_key: TestKey,
+pub(crate) struct Fakes {
+    pub(crate) mp: FakeMaskinporten,
+    pub(crate) altinn: FakeAltinn,
+    pub(crate) provider_key: TestKey,
 }
 
 impl Fakes {
-    pub async fn start() -> Fakes {
+    pub(crate) async fn start() -> Fakes {
         TestKey::pregenerate(&[KeyRole::Maskinporten, KeyRole::Altinn, KeyRole::Provider]);
         let mp = FakeMaskinporten::start().await;
         let altinn = FakeAltinn::start(&mp, SUBSCRIPTION_KEY).await;
@@ -127,7 +127,7 @@ impl Fakes {
     }
 
     /// The provider's credentials: the fake's issuer, the registered client id, key and kid.
-    pub fn credentials(&self) -> MaskinportenCredentials {
+    pub(crate) fn credentials(&self) -> MaskinportenCredentials {
         MaskinportenCredentials::builder()
             .issuer(self.mp.issuer())
             .client_id(PROVIDER_CLIENT_ID)
@@ -138,7 +138,7 @@ impl Fakes {
     }
 
     /// A PDP builder pointed at FakeAltinn with the real credentials flow.
-    pub fn pdp_builder(&self) -> AltinnPdpBuilder {
+    pub(crate) fn pdp_builder(&self) -> AltinnPdpBuilder {
         AltinnPdp::builder()
             .platform_url(self.altinn.platform_url())
             .subscription_key(SUBSCRIPTION_KEY)
@@ -146,12 +146,12 @@ impl Fakes {
     }
 
     /// A PDP client with the default settings.
-    pub fn pdp(&self) -> AltinnPdp {
+    pub(crate) fn pdp(&self) -> AltinnPdp {
         self.pdp_builder().build().expect("valid PDP configuration")
     }
 
     /// Layer 1: FakeMaskinporten's issuer, requiring [`API_SCOPE`].
-    pub fn maskinporten_layer(&self) -> MaskinportenLayer {
+    pub(crate) fn maskinporten_layer(&self) -> MaskinportenLayer {
         MaskinportenLayer::builder()
             .issuer(self.mp.issuer())
             .require_scope(API_SCOPE)
@@ -160,7 +160,7 @@ impl Fakes {
     }
 
     /// A caller's system-user token (owner [`OWNER_ORG`], scope [`API_SCOPE`]), minted now.
-    pub fn system_user_token(&self, system_user: Uuid) -> String {
+    pub(crate) fn system_user_token(&self, system_user: Uuid) -> String {
         self.mp.system_user_token(system_user, OWNER_ORG).scope(API_SCOPE).sign()
     }
 }
@@ -168,13 +168,13 @@ impl Fakes {
 /// A port on 127.0.0.1 that refuses connections for as long as this lives: bound, so that no
 /// other socket (of this test or of a test process running beside it) can take it, but not
 /// listening, so that connecting is refused at once.
-pub struct ClosedPort {
+pub(crate) struct ClosedPort {
     _socket: tokio::net::TcpSocket,
     addr: std::net::SocketAddr,
 }
 
 impl ClosedPort {
-    pub fn new() -> ClosedPort {
+    pub(crate) fn new() -> ClosedPort {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = socket.local_addr().unwrap();
@@ -182,13 +182,13 @@ impl ClosedPort {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
 
 /// A rejection with this status and problem type, as the layers render it.
-pub fn assert_problem(r: &Reply, status: u16, slug: &str) {
+pub(crate) fn assert_problem(r: &Reply, status: u16, slug: &str) {
     assert_eq!(r.status, status, "body: {}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.problem_type(), problem(slug), "body: {}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
@@ -197,7 +197,7 @@ pub fn assert_problem(r: &Reply, status: u16, slug: &str) {
 }
 
 /// The attributes of one XACML category as `(AttributeId, Value)` pairs.
-pub fn attributes(category: &serde_json::Value) -> Vec<(String, String)> {
+pub(crate) fn attributes(category: &serde_json::Value) -> Vec<(String, String)> {
     category["Attribute"]
         .as_array()
         .map(|list| {
