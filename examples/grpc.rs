@@ -14,7 +14,7 @@
 use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
 use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
-use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, TestKey};
+use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use http::uri::PathAndQuery;
 use std::convert::Infallible;
 use std::future::Future;
@@ -99,7 +99,7 @@ pub(crate) struct Demo {
 pub(crate) async fn start() -> Result<Demo, Box<dyn std::error::Error>> {
     let maskinporten = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&maskinporten, "grpc-demo-key").await;
-    let provider = TestKey::generate("grpc-provider");
+    let provider = TestKey::for_role(KeyRole::Provider).with_kid("grpc-provider");
     maskinporten.register_client(ClientRegistration::new(
         "grpc-provider",
         &provider,

@@ -32,7 +32,7 @@ use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::org::Party;
 use altinn_systemuser::pdp::{AltinnPdp, AltinnToken, AltinnTokenSource, DecisionRequest, MaskinportenCredentials, PdpError, ResourceId};
 use altinn_systemuser::systemuser::SystemUserLayer;
-use altinn_systemuser::test_util::{ClientRegistration, DEFAULT_SCOPE, FakeAltinn, FakeMaskinporten, TestKey};
+use altinn_systemuser::test_util::{ClientRegistration, DEFAULT_SCOPE, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use axum::Router;
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -289,7 +289,7 @@ async fn serve(app: Router) -> SocketAddr {
 }
 
 fn provider_credentials(mp: &FakeMaskinporten) -> MaskinportenCredentials {
-    let key = TestKey::generate("loadtest-provider-key");
+    let key = TestKey::for_role(KeyRole::Provider).with_kid("loadtest-provider-key");
     mp.register_client(ClientRegistration::new(
         "loadtest-provider",
         &key,

@@ -24,7 +24,7 @@
 use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
 use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
-use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, TestKey};
+use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use axum::extract::Path;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -143,7 +143,7 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
         }
         _ => {
             let embedded = start_embedded(settings).await?;
-            let provider_key = TestKey::generate("quickstart-provider");
+            let provider_key = TestKey::for_role(KeyRole::Provider).with_kid("quickstart-provider");
             embedded.maskinporten.register_client(ClientRegistration::new(
                 "quickstart-provider",
                 &provider_key,
