@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 /// [`FakeAltinn::set_exchange_mode`](super::FakeAltinn::set_exchange_mode). Requests are counted
 /// whatever the mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EndpointMode {
     /// The documented answer.
     #[default]

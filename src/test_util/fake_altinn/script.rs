@@ -16,6 +16,7 @@ use std::time::Duration;
 /// result, status `syntax-error`), and with one result per asked decision. The other variants
 /// answer at once, whatever the request ([`Delayed`](Self::Delayed) after its wait).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PdpAnswer {
     /// Evaluate the rules added with [`FakeAltinn::permit`](super::FakeAltinn::permit) and
     /// [`FakeAltinn::rule`](super::FakeAltinn::rule): the decision of the last rule that matches
