@@ -27,7 +27,9 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// When polled again after it has completed (as tower-http's futures do).
+    /// When polled again after it has answered with a rejection (as tower-http's futures do).
+    /// Once the inner service has been called, polling after completion does whatever the inner
+    /// service's future does.
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,

@@ -281,12 +281,14 @@ impl MaskinportenLayerBuilder {
                 "no required scope; call allow_any_scope() if that is meant",
             ));
         }
-        for s in self.all_of.iter().chain(&self.any_of) {
-            if s.is_empty()
+        let bad_scope = |s: &String| {
+            s.is_empty()
                 || s.bytes()
                     .any(|b| b == b' ' || b == b'"' || b == b'\\' || !(0x21..0x7f).contains(&b))
-            {
-                return Err(ConfigError::new("require_scope", format!("not a valid scope token: {s:?}")));
+        };
+        for (field, scopes) in [("require_scope", &self.all_of), ("require_any_scope", &self.any_of)] {
+            if let Some(s) = scopes.iter().find(|s| bad_scope(s)) {
+                return Err(ConfigError::new(field, format!("not a valid scope token: {s:?}")));
             }
         }
         if self.leeway > Duration::from_secs(60) {
@@ -378,6 +380,10 @@ mod tests {
             (ConfigErrorKind::Missing, "require_scope")
         );
         assert_eq!(err(ok().require_scope("a b")), (ConfigErrorKind::Invalid, "require_scope"));
+        assert_eq!(
+            err(ok().require_any_scope(["a:b", "c\"d"])),
+            (ConfigErrorKind::Invalid, "require_any_scope")
+        );
         assert_eq!(err(ok().leeway(Duration::from_secs(61))), (ConfigErrorKind::Invalid, "leeway"));
         assert_eq!(err(ok().algorithms([])), (ConfigErrorKind::Invalid, "algorithms"));
         let (s1, s2) = (Duration::from_secs(1), Duration::from_secs(2));

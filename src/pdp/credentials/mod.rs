@@ -26,7 +26,7 @@ mod grant;
 mod refresh;
 mod signing_key;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 pub use grant::{MaskinportenCredentials, MaskinportenCredentialsBuilder};
 pub(crate) use refresh::MaskinportenTokenSource;

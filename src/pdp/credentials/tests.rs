@@ -53,8 +53,8 @@ fn pem(label: &str, der: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// The test key as PKCS#8 PEM (also used by `pdp/tests.rs`).
-pub(crate) fn pkcs8_pem() -> Vec<u8> {
+/// The test key as PKCS#8 PEM.
+fn pkcs8_pem() -> Vec<u8> {
     pem("PRIVATE KEY", &test_key().0)
 }
 

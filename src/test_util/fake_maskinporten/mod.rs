@@ -144,7 +144,9 @@ struct Config {
 impl FakeMaskinporten {
     /// Starts the fake with one signing key: the pooled [`KeyRole::Maskinporten`] key under a
     /// random `kid` (so no key is generated; fakes in one process share that key material, never
-    /// a `kid`).
+    /// a `kid`). So a second fake's key is NOT a foreign key: a token signed by it under the
+    /// first fake's `kid` verifies. For "a key nobody publishes", sign with
+    /// `TestKey::for_role(KeyRole::Rogue)` (see [`TokenBuilder::signed_by`](crate::test_util::TokenBuilder::signed_by)).
     ///
     /// Must be called inside a Tokio runtime. The port is bound before this returns.
     ///
