@@ -1,7 +1,7 @@
 //! [`SystemUserLayer`] and its builder.
 
 use super::service::{Config, SystemUserService};
-use super::target::{ActionSource, PartySource, ResourceSource, Target, template_segment};
+use super::target::{ActionSource, PartySource, PathTemplate, ResourceSource, TEMPLATE_RULES, Target};
 use crate::ConfigError;
 use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
@@ -168,29 +168,39 @@ impl SystemUserLayerBuilder {
         self
     }
 
-    /// The party is the `{param}` segment of this path template, e.g. `/krav/{orgnr}`: nine
-    /// digits for an organisation, eleven for a person. Use the path as this layer sees it
-    /// (inside `Router::nest`, without the prefix).
+    /// The party is the `{param}` segment of this path template, e.g. `/krav/{orgnr}`: exactly
+    /// nine ASCII digits for an organisation, eleven for a person
+    /// ([`Party::parse_canonical`]).
+    ///
+    /// The request path must have the template's shape: as many segments, and every literal
+    /// segment equal (byte for byte, no percent-decoding). Any other path, including one with a
+    /// trailing slash or an empty segment, is refused with `400 invalid-party` without asking
+    /// the PDP. Use the path as this layer sees it: a `route_layer` inside `Router::nest` sees
+    /// it without the prefix. The template has exactly one `{param}` segment; wildcards
+    /// (`{*rest}`) and partial segments (`nr-{id}`) are refused by [`build`](Self::build). See
+    /// the [module docs](super) on the spellings refused.
     pub fn party_from_path(mut self, template: &str) -> Self {
-        match template_segment(template) {
-            Some(i) => {
-                self.party = PartySource::PathSegment(i);
+        match PathTemplate::parse(template) {
+            Some(t) => {
+                self.party = PartySource::PathTemplate(t);
                 self
             }
-            None => self.fail(ConfigError::new(
-                "party_from_path",
-                "template needs exactly one {param} segment and a leading '/'",
-            )),
+            None => self.fail(ConfigError::new("party_from_path", TEMPLATE_RULES)),
         }
     }
 
-    /// The party is path segment `index` (0 is the first after the leading `/`).
+    /// The party is path segment `index` (0 is the first after the leading `/`), in its
+    /// canonical spelling ([`Party::parse_canonical`]); anything else is refused (400).
+    ///
+    /// The other segments are not checked: prefer [`party_from_path`](Self::party_from_path),
+    /// which also checks that the path has the shape the route expects.
     pub fn party_from_path_segment(mut self, index: usize) -> Self {
         self.party = PartySource::PathSegment(index);
         self
     }
 
-    /// The party is the value of this request header (exactly one such header).
+    /// The party is the value of this request header: exactly one such header, whose whole
+    /// value is the canonical spelling ([`Party::parse_canonical`]; nothing is trimmed).
     pub fn party_from_header(mut self, name: &str) -> Self {
         match HeaderName::from_bytes(name.as_bytes()) {
             Ok(h) => {
@@ -285,7 +295,13 @@ mod tests {
         assert_eq!(err(ok().action("Read")), (ConfigErrorKind::Invalid, "action"));
         assert_eq!(err(ok().grpc_method("no-slash", "read")), (ConfigErrorKind::Invalid, "grpc_method"));
         assert_eq!(err(ok().grpc_method("/a.B/C", "Read")), (ConfigErrorKind::Invalid, "grpc_method"));
-        assert_eq!(err(ok().party_from_path("/krav")), (ConfigErrorKind::Invalid, "party_from_path"));
+        for bad in ["/krav", "/krav/{*rest}", "/krav/nr-{orgnr}", "/krav/{a}/{b}", "krav/{orgnr}"] {
+            assert_eq!(
+                err(ok().party_from_path(bad)),
+                (ConfigErrorKind::Invalid, "party_from_path"),
+                "{bad}"
+            );
+        }
         assert_eq!(
             err(ok().party_from_header("bad header")),
             (ConfigErrorKind::Invalid, "party_from_header")
@@ -310,7 +326,7 @@ mod tests {
     fn builder_debug_shows_the_target() {
         let shown = format!("{:?}", ok().party_from_path("/krav/{orgnr}").action("sign"));
         assert!(
-            shown.contains("kravogbetaling") && shown.contains("sign") && shown.contains("<path segment 1>"),
+            shown.contains("kravogbetaling") && shown.contains("sign") && shown.contains("<path /krav/{party}>"),
             "{shown}"
         );
     }
