@@ -6,7 +6,7 @@ use crate::ConfigError;
 use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
 use crate::pdp::{Action, AltinnPdp, ResourceId};
-use crate::reject::{ProblemResponder, RejectionResponder};
+use crate::reject::{ProblemResponder, RefusalForm, RejectionResponder};
 use http::HeaderName;
 use http::request::Parts;
 use std::collections::HashMap;
@@ -55,6 +55,7 @@ pub struct SystemUserLayerBuilder {
     grpc: HashMap<Box<str>, Action>,
     party: PartySource,
     responder: Arc<dyn RejectionResponder>,
+    form: RefusalForm,
     /// The first setter error; never erased by a later setter.
     error: Option<ConfigError>,
 }
@@ -68,6 +69,7 @@ impl Default for SystemUserLayerBuilder {
             grpc: HashMap::new(),
             party: PartySource::SystemUserOrg,
             responder: Arc::new(ProblemResponder),
+            form: RefusalForm::Auto,
             error: None,
         }
     }
@@ -81,6 +83,7 @@ impl std::fmt::Debug for SystemUserLayerBuilder {
             .field("action", &self.action)
             .field("grpc_methods", &self.grpc)
             .field("party", &self.party)
+            .field("refusal_form", &self.form)
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
@@ -227,6 +230,17 @@ impl SystemUserLayerBuilder {
         self
     }
 
+    /// The form of this layer's refusals (default [`RefusalForm::Auto`]: gRPC for requests
+    /// with `content-type: application/grpc…`, HTTP otherwise). Set [`RefusalForm::Http`] on
+    /// plain HTTP routes, so that a client cannot turn a refusal into an HTTP 200 by claiming to
+    /// speak gRPC; [`RefusalForm::Grpc`] on a gRPC-only server. Set the same form on the
+    /// [`MaskinportenLayer`](crate::maskinporten::MaskinportenLayer) in front. See
+    /// [`crate::reject`](crate::reject#the-form-of-a-refusal).
+    pub fn refusal_form(mut self, form: RefusalForm) -> Self {
+        self.form = form;
+        self
+    }
+
     /// Checks the configuration and builds the layer. No network I/O.
     pub fn build(self) -> Result<SystemUserLayer, ConfigError> {
         if let Some(e) = self.error {
@@ -247,6 +261,7 @@ impl SystemUserLayerBuilder {
                 pdp,
                 target: Target { resource, action, party },
                 responder: self.responder,
+                form: self.form,
             }),
         })
     }
