@@ -13,6 +13,7 @@
 
 use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
+use altinn_systemuser::reject::RefusalForm;
 use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
 use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use http::uri::PathAndQuery;
@@ -125,11 +126,14 @@ pub(crate) async fn start() -> Result<Demo, Box<dyn std::error::Error>> {
     let mp_layer = MaskinportenLayer::builder()
         .issuer(maskinporten.issuer())
         .require_scope("skatteetaten:kravogbetalinger")
+        // A gRPC-only server: every refusal is a gRPC status, whatever the content type.
+        .refusal_form(RefusalForm::Grpc)
         .build()?;
     let su_layer = SystemUserLayer::builder()
         .pdp(pdp)
         .resource("kravogbetaling")
         .grpc_method(WHOAMI, "read")
+        .refusal_form(RefusalForm::Grpc)
         .build()?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

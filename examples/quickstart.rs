@@ -23,6 +23,7 @@
 
 use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
+use altinn_systemuser::reject::RefusalForm;
 use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
 use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use axum::extract::Path;
@@ -167,15 +168,20 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
         }
     };
 
+    // Plain HTTP routes: every refusal is an HTTP error status, even for a client that sends
+    // `content-type: application/grpc` (the default, `Auto`, would answer it with a gRPC status,
+    // which is HTTP 200).
     let maskinporten = MaskinportenLayer::builder()
         .issuer(issuer.as_str())
         .require_scope(settings.scope.as_str())
+        .refusal_form(RefusalForm::Http)
         .build()
         .map_err(|e| e.to_string())?;
     // GET /whoami: `read` for the system user's own organisation.
     let whoami_layer = SystemUserLayer::builder()
         .pdp(pdp.clone())
         .resource(&settings.resource)
+        .refusal_form(RefusalForm::Http)
         .build()
         .map_err(|e| e.to_string())?;
     // GET and POST /krav/{orgnr}: `read` or `write` for the organisation in the path.
@@ -183,6 +189,7 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
         .pdp(pdp)
         .resource(&settings.resource)
         .party_from_path("/krav/{orgnr}")
+        .refusal_form(RefusalForm::Http)
         .build()
         .map_err(|e| e.to_string())?;
 

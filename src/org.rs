@@ -5,15 +5,29 @@
 //! [`OrgId::Other`] so a token that carries one is still readable, but they are never asked about
 //! in a PDP request.
 //!
+//! # Two parsers: lenient for tokens, canonical for requests
+//!
+//! A party has one canonical spelling: nine ASCII digits for an organisation, eleven for a
+//! person. Tokens write organisations in the ISO 6523 form `0192:<nine digits>`, so the parsers
+//! used for token claims ([`OrgNumber::parse`], [`Party::parse`], `FromStr`) accept that form
+//! too. A party taken from a request (a path segment or a header) is read with the canonical
+//! parsers ([`OrgNumber::parse_canonical`], [`Party::parse_canonical`]), which accept nothing
+//! else: no `0192:` prefix, no whitespace, no sign, no percent-encoding, no non-ASCII digits.
+//! The string the PDP is asked about is then the very string the handler sees.
+//!
 //! ```
 //! use altinn_systemuser::org::{OrgNumber, Party};
 //!
 //! // What a route such as `/krav/{orgnr}` carries: nine digits (with a valid check digit) are
 //! // an organisation, eleven a person.
-//! let party = Party::parse("923609016").unwrap();
+//! let party = Party::parse_canonical("923609016").unwrap();
 //! assert_eq!(party, Party::Organisation("923609016".parse::<OrgNumber>().unwrap()));
-//! assert!(Party::parse("923609017").is_err()); // wrong check digit
-//! assert!(Party::parse("92360901").is_err()); // eight digits
+//! assert!(Party::parse_canonical("923609017").is_err()); // wrong check digit
+//! assert!(Party::parse_canonical("92360901").is_err()); // eight digits
+//!
+//! // A token's ISO 6523 form is read by the lenient parser only.
+//! assert_eq!(Party::parse("0192:923609016").unwrap(), party);
+//! assert!(Party::parse_canonical("0192:923609016").is_err());
 //! ```
 
 use std::borrow::Cow;
@@ -72,8 +86,28 @@ fn mod11(digits: &[u8], weights: &[u32]) -> Option<u8> {
 
 impl OrgNumber {
     /// Parses nine digits, or the ISO 6523 form `0192:<nine digits>`, checking the mod-11 digit.
+    ///
+    /// Lenient, for token claims. For a number taken from a request use
+    /// [`parse_canonical`](Self::parse_canonical).
     pub fn parse(s: &str) -> Result<Self, IdentifierError> {
-        let s = s.strip_prefix("0192:").unwrap_or(s);
+        Self::parse_canonical(s.strip_prefix("0192:").unwrap_or(s))
+    }
+
+    /// Parses exactly nine ASCII digits with a valid mod-11 check digit, and nothing else: the
+    /// canonical spelling, the one [`Display`](fmt::Display) writes.
+    ///
+    /// For a number taken from a request (path, header), so that the number checked is the
+    /// string the handler sees.
+    ///
+    /// ```
+    /// use altinn_systemuser::org::OrgNumber;
+    /// let org = OrgNumber::parse_canonical("310702641").unwrap();
+    /// assert_eq!(org.to_string(), "310702641");
+    /// for other in ["0192:310702641", " 310702641", "310702641 ", "+310702641", "%33310702641", "３10702641"] {
+    ///     assert!(OrgNumber::parse_canonical(other).is_err(), "{other}");
+    /// }
+    /// ```
+    pub fn parse_canonical(s: &str) -> Result<Self, IdentifierError> {
         let d = digits::<9>(s)?;
         if mod11(&d[..8], &ORG_WEIGHTS) != Some(d[8]) {
             return Err(IdentifierError::CheckDigit);
@@ -121,7 +155,8 @@ impl serde::Serialize for OrgNumber {
 pub struct PersonId([u8; 11]);
 
 impl PersonId {
-    /// Parses eleven digits and checks both check digits.
+    /// Parses exactly eleven ASCII digits and checks both check digits. There is no other
+    /// spelling, so this parser is canonical: it serves token claims and requests alike.
     pub fn parse(s: &str) -> Result<Self, IdentifierError> {
         let d = digits::<11>(s)?;
         let k1 = mod11(&d[..9], &[3, 7, 6, 1, 8, 9, 4, 5, 2]);
@@ -253,10 +288,35 @@ pub enum Party {
 
 impl Party {
     /// Parses nine digits (or `0192:` + nine) as an organisation, eleven digits as a person.
+    ///
+    /// Lenient, for token claims. For a party taken from a request use
+    /// [`parse_canonical`](Self::parse_canonical).
     pub fn parse(s: &str) -> Result<Self, IdentifierError> {
         match s.len() {
             11 => PersonId::parse(s).map(Party::Person),
             _ => OrgNumber::parse(s).map(Party::Organisation),
+        }
+    }
+
+    /// Parses the canonical spelling only: exactly nine ASCII digits (valid mod-11 check digit)
+    /// as an organisation, exactly eleven (valid check digits) as a person.
+    ///
+    /// This is how the system-user layer reads a party from a request path or header, so that
+    /// the party asked about is the string the handler sees: the ISO 6523 prefix `0192:`,
+    /// whitespace, signs, percent-encoding and non-ASCII digits are all refused.
+    ///
+    /// ```
+    /// use altinn_systemuser::org::Party;
+    /// assert!(matches!(Party::parse_canonical("923609016"), Ok(Party::Organisation(_))));
+    /// assert!(matches!(Party::parse_canonical("01010012356"), Ok(Party::Person(_))));
+    /// for other in ["0192:923609016", "923609016\n", "", "9236090160"] {
+    ///     assert!(Party::parse_canonical(other).is_err(), "{other:?}");
+    /// }
+    /// ```
+    pub fn parse_canonical(s: &str) -> Result<Self, IdentifierError> {
+        match s.len() {
+            11 => PersonId::parse(s).map(Party::Person),
+            _ => OrgNumber::parse_canonical(s).map(Party::Organisation),
         }
     }
 
@@ -328,6 +388,62 @@ mod tests {
         assert!(PersonId::parse("01010012357").is_err());
         assert_eq!(format!("{:?}", PersonId::parse("01010012356").unwrap()), "PersonId(<redacted>)");
         assert!(!format!("{:?}", Party::parse("01010012356").unwrap()).contains("0101"));
+    }
+
+    #[test]
+    fn canonical_parsers_accept_only_the_canonical_spelling() {
+        assert_eq!(OrgNumber::parse_canonical("310702641"), OrgNumber::parse("310702641"));
+        assert_eq!(Party::parse_canonical("923609016"), Party::parse("923609016"));
+        assert_eq!(Party::parse_canonical("01010012356"), Party::parse("01010012356"));
+        // Every spelling a client could try for 923609016 or for the person, other than the
+        // canonical one: refused by the canonical parsers.
+        for other in [
+            "0192:923609016",
+            "0192:01010012356",
+            " 923609016",
+            "923609016 ",
+            "923609016\t",
+            "\n923609016",
+            "+923609016",
+            "-923609016",
+            "%39%32%33609016",
+            "%30192:923609016",
+            "0923609016",
+            "923 609 016",
+            "923.609.016",
+            "９２３６０９０１６",
+            "923609016\u{0}",
+            "٩٢٣٦٠٩٠١٦",
+            "",
+            "01010012356 ",
+            "+1010012356",
+            "0192:",
+            "0192",
+        ] {
+            assert!(Party::parse_canonical(other).is_err(), "{other:?}");
+            assert!(OrgNumber::parse_canonical(other).is_err(), "{other:?}");
+        }
+        // The lenient parsers still read the token form (ISO 6523) and nothing looser.
+        assert_eq!(
+            Party::parse("0192:923609016").unwrap(),
+            Party::parse_canonical("923609016").unwrap()
+        );
+        for other in [" 923609016", "+923609016", "９２３６０９０１６", "%39%32%33609016"] {
+            assert!(Party::parse(other).is_err(), "{other:?}");
+        }
+        // Wrong check digits are refused whatever the parser.
+        assert_eq!(OrgNumber::parse_canonical("923609017"), Err(IdentifierError::CheckDigit));
+        assert_eq!(Party::parse_canonical("01010012357"), Err(IdentifierError::CheckDigit));
+        // What Display writes is read back as the same party: the spelling is unique.
+        for s in ["923609016", "01010012356", "000000000"] {
+            if let Ok(p) = Party::parse_canonical(s) {
+                let shown = match p {
+                    Party::Organisation(o) => o.to_string(),
+                    Party::Person(id) => id.to_string(),
+                };
+                assert_eq!(shown, s);
+            }
+        }
     }
 
     #[test]

@@ -38,8 +38,22 @@
 //!
 //! The body is `application/problem+json` with `type`, `title` and `status`; the `type` is
 //! stable (`urn:altinn-systemuser:problem:<slug>`). Nothing from the token, the JWKS or the
-//! PDP's answer is ever echoed. A gRPC request (`content-type: application/grpc…`) gets a
-//! trailers-only response: HTTP 200 with `grpc-status` and `grpc-message` headers.
+//! PDP's answer is ever echoed. Both forms carry `Cache-Control: no-store`.
+//!
+//! # The form of a refusal
+//!
+//! A refusal has an HTTP form (the status above, with the problem body) and a gRPC form (a
+//! trailers-only response: HTTP 200 with `grpc-status` and `grpc-message` headers). Each layer
+//! is set to one [`RefusalForm`] with its builder's `refusal_form` setter:
+//!
+//! - [`RefusalForm::Auto`] (the default) chooses per request: the gRPC form for
+//!   `content-type: application/grpc…`, the HTTP form otherwise. Only for a server that serves
+//!   HTTP and gRPC behind the same layer: any client can then have its refusal told as a gRPC
+//!   status, which is HTTP 200, by sending that content type.
+//! - [`RefusalForm::Http`]: always the HTTP form. For plain HTTP routes, so that no refusal is
+//!   ever an HTTP 200 that a monitoring rule, a cache or a forward-auth gateway could take for
+//!   success.
+//! - [`RefusalForm::Grpc`]: always the gRPC form. For a gRPC-only server.
 //!
 //! The [`Rejection`] is also put in the response's extensions, so an outer layer (metrics,
 //! logging) can see why; and the response can be replaced with a [`RejectionResponder`].
@@ -66,6 +80,36 @@
 //! assert_eq!(res.status(), 200);
 //! assert_eq!(res.headers()["grpc-status"], "16"); // UNAUTHENTICATED
 //! assert_eq!(res.headers()["grpc-message"], "The token has expired");
+//! assert_eq!(res.headers()["cache-control"], "no-store");
+//! ```
+//!
+//! A layer set to HTTP-only refusals answers the same request with the HTTP form:
+//!
+//! ```
+//! use altinn_systemuser::maskinporten::MaskinportenLayer;
+//! use altinn_systemuser::reject::RefusalForm;
+//! use http::{Request, Response, StatusCode};
+//! use std::convert::Infallible;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let layer = MaskinportenLayer::builder()
+//!     .issuer("http://127.0.0.1:9/")
+//!     .require_scope("altinn:example/read")
+//!     .refusal_form(RefusalForm::Http)
+//!     .build()
+//!     .unwrap();
+//! let app = ServiceBuilder::new()
+//!     .layer(layer)
+//!     .service_fn(|_: Request<String>| async { Ok::<_, Infallible>(Response::new(String::new())) });
+//!
+//! // No token, and a client that claims to speak gRPC: still a 401, never a 200.
+//! let req = Request::builder().header("content-type", "application/grpc").body(String::new()).unwrap();
+//! let res = app.oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.headers()["content-type"], "application/problem+json");
+//! # }
 //! ```
 
 use bytes::Bytes;
@@ -301,6 +345,49 @@ impl RejectionKind {
     }
 }
 
+/// Which form a layer's refusals take: HTTP, gRPC, or chosen per request.
+///
+/// Set with `refusal_form` on
+/// [`MaskinportenLayerBuilder`](crate::maskinporten::MaskinportenLayerBuilder::refusal_form) and
+/// [`SystemUserLayerBuilder`](crate::systemuser::SystemUserLayerBuilder::refusal_form); see the
+/// [module docs](self#the-form-of-a-refusal).
+///
+/// ```
+/// use altinn_systemuser::reject::RefusalForm;
+/// use http::HeaderMap;
+///
+/// let mut grpc = HeaderMap::new();
+/// grpc.insert("content-type", "application/grpc".parse().unwrap());
+/// assert!(RefusalForm::Auto.is_grpc(&grpc));
+/// assert!(!RefusalForm::Auto.is_grpc(&HeaderMap::new()));
+/// assert!(!RefusalForm::Http.is_grpc(&grpc));
+/// assert!(RefusalForm::Grpc.is_grpc(&HeaderMap::new()));
+/// assert_eq!(RefusalForm::default(), RefusalForm::Auto);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum RefusalForm {
+    /// Per request: the gRPC form for `content-type: application/grpc…`, the HTTP form
+    /// otherwise. The default, for servers that serve HTTP and gRPC behind one layer.
+    #[default]
+    Auto,
+    /// Always the HTTP form (status, challenge, problem body), whatever the request says.
+    Http,
+    /// Always the gRPC form (HTTP 200 with `grpc-status`), whatever the request says.
+    Grpc,
+}
+
+impl RefusalForm {
+    /// Whether a refusal of a request with these headers takes the gRPC form.
+    pub fn is_grpc(self, request_headers: &HeaderMap) -> bool {
+        match self {
+            RefusalForm::Auto => is_grpc(request_headers),
+            RefusalForm::Http => false,
+            RefusalForm::Grpc => true,
+        }
+    }
+}
+
 /// A refused request: the kind, and what the response needs to say about it.
 ///
 /// Put in the extensions of every rejection response.
@@ -309,16 +396,24 @@ pub struct Rejection {
     kind: RejectionKind,
     retry_after: Option<Duration>,
     scope: Option<Arc<str>>,
+    form: RefusalForm,
 }
 
 impl Rejection {
-    /// A rejection of this kind.
+    /// A rejection of this kind, in the [`RefusalForm::Auto`] form.
     pub fn new(kind: RejectionKind) -> Self {
         Rejection {
             kind,
             retry_after: None,
             scope: None,
+            form: RefusalForm::Auto,
         }
+    }
+
+    /// The form the refusing layer was set to.
+    pub(crate) fn with_form(mut self, form: RefusalForm) -> Self {
+        self.form = form;
+        self
     }
 
     pub(crate) fn with_retry_after(mut self, after: Duration) -> Self {
@@ -346,9 +441,16 @@ impl Rejection {
         self.scope.as_deref()
     }
 
-    /// The default response: an RFC 9457 problem (HTTP) or a trailers-only gRPC status.
+    /// The form of the response: the one the refusing layer was set to
+    /// ([`RefusalForm::Auto`] for a rejection made with [`new`](Self::new)).
+    pub fn form(&self) -> RefusalForm {
+        self.form
+    }
+
+    /// The default response: an RFC 9457 problem (HTTP) or a trailers-only gRPC status, as
+    /// [`form`](Self::form) chooses for a request with these headers.
     pub fn to_response(&self, request_headers: &HeaderMap) -> Response<Bytes> {
-        if is_grpc(request_headers) {
+        if self.form.is_grpc(request_headers) {
             self.grpc_response()
         } else {
             self.http_response()
@@ -387,12 +489,14 @@ impl Rejection {
         res
     }
 
-    /// The gRPC form: HTTP 200, trailers-only, `grpc-status` and `grpc-message`.
+    /// The gRPC form: HTTP 200, trailers-only, `grpc-status` and `grpc-message`, and
+    /// `Cache-Control: no-store` (a 200 that no cache may keep).
     pub fn grpc_response(&self) -> Response<Bytes> {
         let row = self.kind.row();
         let mut res = Response::new(Bytes::new());
         let headers = res.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert("grpc-status", HeaderValue::from(u16::from(row.grpc)));
         // Titles are ASCII without '%', so they are valid percent-encoded grpc-messages as is.
         headers.insert("grpc-message", HeaderValue::from_static(row.title));
@@ -412,7 +516,8 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-/// Whether a request is a gRPC call (`content-type: application/grpc…`).
+/// Whether a request says it is a gRPC call (`content-type: application/grpc…`). Any client
+/// can say so: see [`RefusalForm`].
 pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
@@ -422,7 +527,9 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 /// Turns a [`Rejection`] into the response sent to the client.
 ///
 /// The default is [`Rejection::to_response`]. Replace it to change the body or add headers;
-/// the layer still puts the `Rejection` in the response's extensions. A closure
+/// the layer still puts the `Rejection` in the response's extensions. The layer's
+/// [`RefusalForm`] is in [`Rejection::form`]: a responder that chooses between HTTP and gRPC
+/// itself should ask it ([`RefusalForm::is_grpc`]) rather than the request's content type. A closure
 /// `Fn(&Rejection, &HeaderMap) -> Response<Bytes>` is a `RejectionResponder`.
 pub trait RejectionResponder: Send + Sync + 'static {
     /// The response for `rejection`, given the request's headers.
@@ -448,9 +555,16 @@ impl RejectionResponder for ProblemResponder {
     }
 }
 
-/// Builds the response of a layer for a rejection, with the rejection in its extensions.
-pub(crate) fn render(responder: &dyn RejectionResponder, rejection: Rejection, request_headers: &HeaderMap) -> Response<Bytes> {
+/// Builds the response of a layer set to `form` for a rejection, with the rejection in its
+/// extensions.
+pub(crate) fn render(
+    responder: &dyn RejectionResponder,
+    form: RefusalForm,
+    rejection: Rejection,
+    request_headers: &HeaderMap,
+) -> Response<Bytes> {
     tracing::debug!(kind = ?rejection.kind(), "request refused");
+    let rejection = rejection.with_form(form);
     let mut res = responder.respond(&rejection, request_headers);
     res.extensions_mut().insert(rejection);
     res

@@ -7,7 +7,7 @@ use super::service::{Config, MaskinportenService, ScopeRule};
 use super::validate::{AudiencePolicy, Validator};
 use crate::ConfigError;
 use crate::error::check_url;
-use crate::reject::{ProblemResponder, RejectionResponder};
+use crate::reject::{ProblemResponder, RefusalForm, RejectionResponder};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::Layer;
@@ -77,6 +77,7 @@ pub struct MaskinportenLayerBuilder {
     shared_keys: Option<KeyStore>,
     cache_capacity: u64,
     responder: Arc<dyn RejectionResponder>,
+    form: RefusalForm,
 }
 
 impl Default for MaskinportenLayerBuilder {
@@ -96,6 +97,7 @@ impl Default for MaskinportenLayerBuilder {
             shared_keys: None,
             cache_capacity: 10_000,
             responder: Arc::new(ProblemResponder),
+            form: RefusalForm::Auto,
         }
     }
 }
@@ -116,6 +118,7 @@ impl std::fmt::Debug for MaskinportenLayerBuilder {
             .field("jwks", &self.keys)
             .field("key_store", &self.shared_keys)
             .field("token_cache_capacity", &self.cache_capacity)
+            .field("refusal_form", &self.form)
             .finish_non_exhaustive()
     }
 }
@@ -266,6 +269,17 @@ impl MaskinportenLayerBuilder {
         self
     }
 
+    /// The form of this layer's refusals (default [`RefusalForm::Auto`]: gRPC for requests
+    /// with `content-type: application/grpc…`, HTTP otherwise). Set [`RefusalForm::Http`] on
+    /// plain HTTP routes, so that a client cannot turn a refusal into an HTTP 200 by claiming to
+    /// speak gRPC; [`RefusalForm::Grpc`] on a gRPC-only server. Set the same form on the
+    /// [`SystemUserLayer`](crate::systemuser::SystemUserLayer) behind it. See
+    /// [`crate::reject`](crate::reject#the-form-of-a-refusal).
+    pub fn refusal_form(mut self, form: RefusalForm) -> Self {
+        self.form = form;
+        self
+    }
+
     /// Checks the configuration and builds the layer. No network I/O.
     pub fn build(self) -> Result<MaskinportenLayer, ConfigError> {
         let issuer = self
@@ -350,6 +364,7 @@ impl MaskinportenLayerBuilder {
                 scopes: ScopeRule::new(self.all_of, self.any_of),
                 cache,
                 responder: self.responder,
+                form: self.form,
             }),
         })
     }

@@ -5,7 +5,7 @@ use super::key_store::{KeyError, KeyStore};
 use super::token::MaskinportenToken;
 use super::validate::{Validator, now_unix};
 use crate::ResponseFuture;
-use crate::reject::{self, Rejection, RejectionKind, RejectionResponder};
+use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::AUTHORIZATION;
@@ -46,6 +46,7 @@ pub(crate) struct Config {
     pub scopes: ScopeRule,
     pub cache: Option<TokenCache>,
     pub responder: Arc<dyn RejectionResponder>,
+    pub form: RefusalForm,
 }
 
 impl Config {
@@ -56,7 +57,11 @@ impl Config {
         {
             r = r.with_scope(s.clone());
         }
-        reject::render(&*self.responder, r, headers)
+        self.render(r, headers)
+    }
+
+    fn render(&self, r: Rejection, headers: &HeaderMap) -> Response<Bytes> {
+        reject::render(&*self.responder, self.form, r, headers)
     }
 
     /// Per-route checks on a verified token, then into the extensions.
@@ -232,7 +237,7 @@ where
                             Ok(()) => Ok(req),
                             Err(kind) => Err(config.reject(kind, req.headers())),
                         },
-                        Err(r) => Err(reject::render(&*config.responder, r, req.headers())),
+                        Err(r) => Err(config.render(r, req.headers())),
                     }
                 }
                 .boxed();

@@ -160,6 +160,8 @@ fn every_kind_renders_a_valid_grpc_response() {
         assert_eq!(res.headers()[CONTENT_TYPE], "application/grpc", "{k:?}");
         assert_eq!(res.headers()["grpc-status"], k.grpc_code().to_string().as_str(), "{k:?}");
         assert_eq!(res.headers()["grpc-message"], k.title(), "{k:?}");
+        // A 200 that no cache may keep, as the HTTP form.
+        assert_eq!(res.headers()[http::header::CACHE_CONTROL], "no-store", "{k:?}");
         assert!(res.headers().get(WWW_AUTHENTICATE).is_none(), "{k:?}");
         assert!(res.body().is_empty(), "{k:?}");
     }
@@ -213,4 +215,86 @@ fn grpc_detection_and_shape() {
         assert_eq!(is_grpc(&h), grpc, "{ct}");
     }
     assert!(!is_grpc(&HeaderMap::new()));
+}
+
+fn headers(content_type: Option<&'static str>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Some(ct) = content_type {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    h
+}
+
+/// Whether a response is the gRPC form (HTTP 200 with `grpc-status`) or the HTTP form.
+fn is_grpc_form(res: &Response<Bytes>) -> bool {
+    let grpc = res.headers().contains_key("grpc-status");
+    assert_eq!(grpc, res.status() == StatusCode::OK, "{res:?}");
+    assert_eq!(
+        res.headers()[CONTENT_TYPE],
+        if grpc { "application/grpc" } else { "application/problem+json" }
+    );
+    assert_eq!(res.headers()[http::header::CACHE_CONTROL], "no-store");
+    grpc
+}
+
+#[test]
+fn the_refusal_form_decides_whatever_the_request_says() {
+    let requests = [
+        (headers(None), false),
+        (headers(Some("application/json")), false),
+        (headers(Some("application/grpc")), true),
+        (headers(Some("Application/GRPC+proto")), true),
+        (headers(Some("application/grpc-web")), true),
+    ];
+    for &k in RejectionKind::ALL {
+        for (h, says_grpc) in &requests {
+            // Auto: chosen per request, as before the forms existed.
+            let auto = Rejection::new(k);
+            assert_eq!(auto.form(), RefusalForm::Auto);
+            assert_eq!(is_grpc_form(&auto.to_response(h)), *says_grpc, "{k:?}");
+            assert_eq!(is_grpc_form(&auto.clone().with_form(RefusalForm::Auto).to_response(h)), *says_grpc);
+            // HTTP-only: never a 200, whatever the content type.
+            let http = Rejection::new(k).with_form(RefusalForm::Http);
+            assert_eq!(http.form(), RefusalForm::Http);
+            let res = http.to_response(h);
+            assert!(!is_grpc_form(&res), "{k:?}");
+            assert_eq!(res.status(), k.status(), "{k:?}");
+            // gRPC-only: always a grpc-status.
+            let grpc = Rejection::new(k).with_form(RefusalForm::Grpc);
+            let res = grpc.to_response(h);
+            assert!(is_grpc_form(&res), "{k:?}");
+            assert_eq!(res.headers()["grpc-status"], k.grpc_code().to_string().as_str(), "{k:?}");
+        }
+    }
+}
+
+#[test]
+fn refusal_form_is_grpc() {
+    for (h, says_grpc) in [(headers(None), false), (headers(Some("application/grpc")), true)] {
+        assert_eq!(RefusalForm::Auto.is_grpc(&h), says_grpc);
+        assert!(!RefusalForm::Http.is_grpc(&h));
+        assert!(RefusalForm::Grpc.is_grpc(&h));
+    }
+    assert_eq!(RefusalForm::default(), RefusalForm::Auto);
+}
+
+#[test]
+fn render_gives_the_layers_form_to_the_responder_and_the_extensions() {
+    let grpc_request = headers(Some("application/grpc"));
+    for form in [RefusalForm::Auto, RefusalForm::Http, RefusalForm::Grpc] {
+        // The default responder answers in the layer's form.
+        let res = render(&ProblemResponder, form, Rejection::new(RejectionKind::MissingToken), &grpc_request);
+        assert_eq!(is_grpc_form(&res), form != RefusalForm::Http, "{form:?}");
+        let seen = res.extensions().get::<Rejection>().expect("the rejection is in the extensions");
+        assert_eq!(seen.form(), form);
+        assert_eq!(seen.kind(), RejectionKind::MissingToken);
+        // A custom responder is told the form.
+        let custom = |r: &Rejection, _: &HeaderMap| {
+            let mut res = Response::new(Bytes::from(format!("{:?}", r.form())));
+            *res.status_mut() = StatusCode::IM_A_TEAPOT;
+            res
+        };
+        let res = render(&custom, form, Rejection::new(RejectionKind::Denied), &grpc_request);
+        assert_eq!(res.body(), format!("{form:?}").as_str());
+    }
 }

@@ -1,12 +1,12 @@
 //! [`SystemUserLayer`] and its builder.
 
 use super::service::{Config, SystemUserService};
-use super::target::{ActionSource, PartySource, ResourceSource, Target, template_segment};
+use super::target::{ActionSource, PartySource, PathTemplate, ResourceSource, TEMPLATE_RULES, Target};
 use crate::ConfigError;
 use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
 use crate::pdp::{Action, AltinnPdp, ResourceId};
-use crate::reject::{ProblemResponder, RejectionResponder};
+use crate::reject::{ProblemResponder, RefusalForm, RejectionResponder};
 use http::HeaderName;
 use http::request::Parts;
 use std::collections::HashMap;
@@ -55,6 +55,7 @@ pub struct SystemUserLayerBuilder {
     grpc: HashMap<Box<str>, Action>,
     party: PartySource,
     responder: Arc<dyn RejectionResponder>,
+    form: RefusalForm,
     /// The first setter error; never erased by a later setter.
     error: Option<ConfigError>,
 }
@@ -68,6 +69,7 @@ impl Default for SystemUserLayerBuilder {
             grpc: HashMap::new(),
             party: PartySource::SystemUserOrg,
             responder: Arc::new(ProblemResponder),
+            form: RefusalForm::Auto,
             error: None,
         }
     }
@@ -81,6 +83,7 @@ impl std::fmt::Debug for SystemUserLayerBuilder {
             .field("action", &self.action)
             .field("grpc_methods", &self.grpc)
             .field("party", &self.party)
+            .field("refusal_form", &self.form)
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
@@ -168,29 +171,39 @@ impl SystemUserLayerBuilder {
         self
     }
 
-    /// The party is the `{param}` segment of this path template, e.g. `/krav/{orgnr}`: nine
-    /// digits for an organisation, eleven for a person. Use the path as this layer sees it
-    /// (inside `Router::nest`, without the prefix).
+    /// The party is the `{param}` segment of this path template, e.g. `/krav/{orgnr}`: exactly
+    /// nine ASCII digits for an organisation, eleven for a person
+    /// ([`Party::parse_canonical`]).
+    ///
+    /// The request path must have the template's shape: as many segments, and every literal
+    /// segment equal (byte for byte, no percent-decoding). Any other path, including one with a
+    /// trailing slash or an empty segment, is refused with `400 invalid-party` without asking
+    /// the PDP. Use the path as this layer sees it: a `route_layer` inside `Router::nest` sees
+    /// it without the prefix. The template has exactly one `{param}` segment; wildcards
+    /// (`{*rest}`) and partial segments (`nr-{id}`) are refused by [`build`](Self::build). See
+    /// the [module docs](super) on the spellings refused.
     pub fn party_from_path(mut self, template: &str) -> Self {
-        match template_segment(template) {
-            Some(i) => {
-                self.party = PartySource::PathSegment(i);
+        match PathTemplate::parse(template) {
+            Some(t) => {
+                self.party = PartySource::PathTemplate(t);
                 self
             }
-            None => self.fail(ConfigError::new(
-                "party_from_path",
-                "template needs exactly one {param} segment and a leading '/'",
-            )),
+            None => self.fail(ConfigError::new("party_from_path", TEMPLATE_RULES)),
         }
     }
 
-    /// The party is path segment `index` (0 is the first after the leading `/`).
+    /// The party is path segment `index` (0 is the first after the leading `/`), in its
+    /// canonical spelling ([`Party::parse_canonical`]); anything else is refused (400).
+    ///
+    /// The other segments are not checked: prefer [`party_from_path`](Self::party_from_path),
+    /// which also checks that the path has the shape the route expects.
     pub fn party_from_path_segment(mut self, index: usize) -> Self {
         self.party = PartySource::PathSegment(index);
         self
     }
 
-    /// The party is the value of this request header (exactly one such header).
+    /// The party is the value of this request header: exactly one such header, whose whole
+    /// value is the canonical spelling ([`Party::parse_canonical`]; nothing is trimmed).
     pub fn party_from_header(mut self, name: &str) -> Self {
         match HeaderName::from_bytes(name.as_bytes()) {
             Ok(h) => {
@@ -217,6 +230,17 @@ impl SystemUserLayerBuilder {
         self
     }
 
+    /// The form of this layer's refusals (default [`RefusalForm::Auto`]: gRPC for requests
+    /// with `content-type: application/grpc…`, HTTP otherwise). Set [`RefusalForm::Http`] on
+    /// plain HTTP routes, so that a client cannot turn a refusal into an HTTP 200 by claiming to
+    /// speak gRPC; [`RefusalForm::Grpc`] on a gRPC-only server. Set the same form on the
+    /// [`MaskinportenLayer`](crate::maskinporten::MaskinportenLayer) in front. See
+    /// [`crate::reject`](crate::reject#the-form-of-a-refusal).
+    pub fn refusal_form(mut self, form: RefusalForm) -> Self {
+        self.form = form;
+        self
+    }
+
     /// Checks the configuration and builds the layer. No network I/O.
     pub fn build(self) -> Result<SystemUserLayer, ConfigError> {
         if let Some(e) = self.error {
@@ -237,6 +261,7 @@ impl SystemUserLayerBuilder {
                 pdp,
                 target: Target { resource, action, party },
                 responder: self.responder,
+                form: self.form,
             }),
         })
     }
@@ -285,7 +310,13 @@ mod tests {
         assert_eq!(err(ok().action("Read")), (ConfigErrorKind::Invalid, "action"));
         assert_eq!(err(ok().grpc_method("no-slash", "read")), (ConfigErrorKind::Invalid, "grpc_method"));
         assert_eq!(err(ok().grpc_method("/a.B/C", "Read")), (ConfigErrorKind::Invalid, "grpc_method"));
-        assert_eq!(err(ok().party_from_path("/krav")), (ConfigErrorKind::Invalid, "party_from_path"));
+        for bad in ["/krav", "/krav/{*rest}", "/krav/nr-{orgnr}", "/krav/{a}/{b}", "krav/{orgnr}"] {
+            assert_eq!(
+                err(ok().party_from_path(bad)),
+                (ConfigErrorKind::Invalid, "party_from_path"),
+                "{bad}"
+            );
+        }
         assert_eq!(
             err(ok().party_from_header("bad header")),
             (ConfigErrorKind::Invalid, "party_from_header")
@@ -310,7 +341,7 @@ mod tests {
     fn builder_debug_shows_the_target() {
         let shown = format!("{:?}", ok().party_from_path("/krav/{orgnr}").action("sign"));
         assert!(
-            shown.contains("kravogbetaling") && shown.contains("sign") && shown.contains("<path segment 1>"),
+            shown.contains("kravogbetaling") && shown.contains("sign") && shown.contains("<path /krav/{party}>"),
             "{shown}"
         );
     }

@@ -6,7 +6,7 @@ use crate::ResponseFuture;
 use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
 use crate::pdp::{AltinnPdp, Decision, DecisionRequest};
-use crate::reject::{self, Rejection, RejectionKind, RejectionResponder};
+use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{HeaderMap, Request, Response};
@@ -20,13 +20,14 @@ pub(crate) struct Config {
     pub pdp: AltinnPdp,
     pub target: Target,
     pub responder: Arc<dyn RejectionResponder>,
+    pub form: RefusalForm,
 }
 
 static MISSING_LOGGED: AtomicBool = AtomicBool::new(false);
 
 impl Config {
     fn reject(&self, r: Rejection, headers: &HeaderMap) -> Response<Bytes> {
-        reject::render(&*self.responder, r, headers)
+        reject::render(&*self.responder, self.form, r, headers)
     }
 
     /// The request with its [`SystemUser`] on a `Permit`; the rejection otherwise.
