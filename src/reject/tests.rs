@@ -25,10 +25,135 @@ fn grpc_name(code: u8) -> &'static str {
 }
 
 #[test]
-fn all_lists_every_kind_once() {
-    // `ALL` and the enum come from the same table, so no kind can be missing from it.
-    let kinds: HashSet<RejectionKind> = RejectionKind::ALL.iter().copied().collect();
-    assert_eq!(kinds.len(), RejectionKind::ALL.len());
+fn every_kind_answers_as_pinned() {
+    // An independent list, pinned from the 0.1 table (which the README documents): a change to any
+    // status, gRPC code, problem type or title (which clients may match on) fails here.
+    use RejectionKind as K;
+    let pinned: &[(RejectionKind, u16, u8, &str, &str)] = &[
+        (K::MissingToken, 401, 16, "missing-token", "A bearer token is required"),
+        (
+            K::MalformedAuthorization,
+            400,
+            16,
+            "malformed-authorization",
+            "The Authorization header is malformed",
+        ),
+        (K::MalformedToken, 401, 16, "malformed-token", "The token is not a well-formed JWT"),
+        (
+            K::UnsupportedAlgorithm,
+            401,
+            16,
+            "unsupported-algorithm",
+            "The token's signature algorithm is not accepted",
+        ),
+        (
+            K::UnsupportedTokenHeader,
+            401,
+            16,
+            "unsupported-token-header",
+            "The token's header is not accepted",
+        ),
+        (
+            K::UnknownSigningKey,
+            401,
+            16,
+            "unknown-signing-key",
+            "The token was not signed by a known key of the issuer",
+        ),
+        (
+            K::InvalidSignature,
+            401,
+            16,
+            "invalid-signature",
+            "The token's signature is invalid",
+        ),
+        (
+            K::WrongIssuer,
+            401,
+            16,
+            "wrong-issuer",
+            "The token was not issued by the expected issuer",
+        ),
+        (K::TokenExpired, 401, 16, "token-expired", "The token has expired"),
+        (K::TokenNotYetValid, 401, 16, "token-not-yet-valid", "The token is not valid yet"),
+        (K::WrongAudience, 401, 16, "wrong-audience", "The token is not meant for this API"),
+        (
+            K::TokenLifetimeTooLong,
+            401,
+            16,
+            "token-lifetime-too-long",
+            "The token's lifetime is longer than allowed",
+        ),
+        (K::InvalidClaims, 401, 16, "invalid-claims", "The token's claims are invalid"),
+        (
+            K::InvalidSystemUser,
+            401,
+            16,
+            "invalid-system-user",
+            "The token's system user is malformed",
+        ),
+        (
+            K::InsufficientScope,
+            403,
+            7,
+            "insufficient-scope",
+            "The token lacks a required scope",
+        ),
+        (
+            K::KeysUnavailable,
+            503,
+            14,
+            "keys-unavailable",
+            "The token cannot be checked right now",
+        ),
+        (K::LayerMissing, 500, 13, "server-misconfigured", "The server is misconfigured"),
+        (
+            K::NotASystemUser,
+            403,
+            7,
+            "not-a-system-user",
+            "The token does not carry a system user",
+        ),
+        (K::InvalidParty, 400, 3, "invalid-party", "The party in the request is not valid"),
+        (
+            K::InvalidTarget,
+            400,
+            3,
+            "invalid-target",
+            "The requested resource or action is not valid",
+        ),
+        (K::Denied, 403, 7, "access-denied", "The system user is denied this access"),
+        (
+            K::NotApplicable,
+            403,
+            7,
+            "access-not-granted",
+            "The system user has not been granted this access",
+        ),
+        (K::Indeterminate, 403, 7, "access-indeterminate", "Access could not be determined"),
+        (
+            K::ObligationNotMet,
+            403,
+            7,
+            "obligation-not-met",
+            "Access requires conditions this system user does not meet",
+        ),
+        (
+            K::PdpUnavailable,
+            503,
+            14,
+            "authorization-unavailable",
+            "Access cannot be decided right now",
+        ),
+    ];
+    assert_eq!(pinned.len(), RejectionKind::ALL.len(), "a kind was added or removed");
+    for (i, &(kind, status, grpc, slug, title)) in pinned.iter().enumerate() {
+        assert_eq!(RejectionKind::ALL[i], kind, "ALL keeps the documented order");
+        assert_eq!(kind.status().as_u16(), status, "{kind:?}");
+        assert_eq!(kind.grpc_code(), grpc, "{kind:?}");
+        assert_eq!(kind.problem_type(), format!("urn:altinn-systemuser:problem:{slug}"), "{kind:?}");
+        assert_eq!(kind.title(), title, "{kind:?}");
+    }
 }
 
 #[test]

@@ -151,7 +151,8 @@ impl SystemUserLayerBuilder {
     }
 
     /// For gRPC: ask about `action` for calls to `path` (`/package.Service/Method`). Once any
-    /// method is listed, the action comes from this table and unlisted methods are refused.
+    /// method is listed, the action comes from this table and unlisted methods are refused; a
+    /// fixed or computed action as well is a configuration error.
     pub fn grpc_method(mut self, path: &str, action: &str) -> Self {
         if !(path.starts_with('/') && path[1..].contains('/')) {
             return self.fail(ConfigError::new("grpc_method", format!("not a gRPC method path: {path:?}")));
@@ -250,10 +251,16 @@ impl SystemUserLayerBuilder {
         let resource = self
             .resource
             .ok_or_else(|| ConfigError::missing("resource", "required (or resource_with)"))?;
-        let action = if self.grpc.is_empty() {
-            self.action
-        } else {
-            ActionSource::GrpcMethods(Arc::new(self.grpc))
+        let action = match (self.grpc.is_empty(), self.action) {
+            (true, action) => action,
+            (false, ActionSource::FromMethod) => ActionSource::GrpcMethods(Arc::new(self.grpc)),
+            // A fixed or computed action would be silently ignored by the method table.
+            (false, _) => {
+                return Err(ConfigError::conflict(
+                    "grpc_method",
+                    "give grpc_method(...) or action(...)/action_with(...), not both",
+                ));
+            }
         };
         let party = self.party;
         Ok(SystemUserLayer {
@@ -333,6 +340,12 @@ mod tests {
             err(ok().party_from_header("bad header").party_from_path("/krav/{orgnr}")).1,
             "party_from_header"
         );
+        // A method table and a fixed action contradict each other.
+        assert_eq!(
+            err(ok().grpc_method("/a.B/C", "read").action("sign")),
+            (ConfigErrorKind::Conflict, "grpc_method")
+        );
+        assert!(ok().grpc_method("/a.B/C", "read").action_from_method().build().is_ok());
         // The first of two errors is the one reported.
         assert_eq!(err(ok().action("Read").resource("Krav")).1, "action");
     }
