@@ -153,17 +153,18 @@ impl fmt::Debug for KeyStore {
 
 impl KeyStore {
     pub(crate) fn new(issuer: String, source: KeySource, client: reqwest::Client, config: KeyStoreConfig) -> Self {
+        // Discovery and the JWKS, each bounded by `fetch_timeout`.
+        let refresh_budget = config.fetch_timeout.saturating_mul(2);
         KeyStore {
             inner: Arc::new(Inner {
                 issuer,
                 source,
                 client,
+                config,
                 snapshot: ArcSwapOption::empty(),
                 discovered_jwks: ArcSwapOption::empty(),
                 state: Mutex::new(RefreshState::default()),
-                // Discovery and the JWKS, each bounded by `fetch_timeout`.
-                refresh: SingleFlight::new(config.fetch_timeout.saturating_mul(2), || FetchError::Http("timed out")),
-                config,
+                refresh: SingleFlight::new(refresh_budget, || FetchError::Http("timed out")),
             }),
         }
     }

@@ -89,6 +89,11 @@ struct State {
     attempts: AtomicU64,
 }
 
+/// The error of a refresh that did not end within its budget.
+fn refresh_timed_out() -> PdpError {
+    PdpError::with_detail(PdpErrorKind::Timeout, "no Altinn token within the time budget")
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing panics while these locks are held; the value is consistent whatever happened.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -114,9 +119,7 @@ impl MaskinportenTokenSource {
                 last_error: Mutex::new(None),
                 attempts: AtomicU64::new(0),
             }),
-            refresh: SingleFlight::new(budget, || {
-                PdpError::with_detail(PdpErrorKind::Timeout, "no Altinn token within the time budget")
-            }),
+            refresh: SingleFlight::new(budget, refresh_timed_out),
         }
     }
 
@@ -164,8 +167,16 @@ impl State {
     }
 
     /// A new Altinn token: the grant (unless the cached Maskinporten token will do), then the
-    /// exchange, each by `deadline`.
+    /// exchange, each by `deadline`. A failure that arrives once the deadline has passed (an
+    /// HTTP client's own timeout may end a stalled request just then) is a timeout.
     async fn refresh(&self, force: bool, deadline: Instant) -> Result<AltinnToken, PdpError> {
+        match self.refresh_until(force, deadline).await {
+            Err(e) if e.kind() != PdpErrorKind::Timeout && Instant::now() >= deadline => Err(refresh_timed_out()),
+            r => r,
+        }
+    }
+
+    async fn refresh_until(&self, force: bool, deadline: Instant) -> Result<AltinnToken, PdpError> {
         let cached = lock(&self.maskinporten)
             .as_ref()
             .filter(|c| !force && c.fresh(SystemTime::now()))
