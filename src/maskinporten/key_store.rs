@@ -1,8 +1,11 @@
 //! [`KeyStore`]: where keys are fetched. RFC 8414 discovery, the JWKS cache and its refresh.
 //!
 //! - Reads are lock-free: every request loads an [`ArcSwapOption`] snapshot of the key set.
-//! - No lock is held across network I/O. A refresh runs as one spawned task; everyone who needs
-//!   it awaits the same [`Shared`] future.
+//! - One refresh at a time, and no lock across network I/O: a refresh (discovery if needed, then
+//!   the JWKS) is one run of [`SingleFlight`], in a task of its own that everyone who needs it
+//!   joins. It has a deadline of its own, two fetch timeouts from its start (each fetch has
+//!   one); a caller that gives up does not cancel it, and when it is abandoned at its deadline
+//!   (counted as a failed fetch) the next caller starts afresh.
 //! - An unknown `kid` causes at most one refetch per `unknown_kid_interval` (default 30 s).
 //!   The `kid` never goes into a URL.
 //! - Keys are refreshed ahead of expiry (TTL from `Cache-Control: max-age`, clamped), triggered
@@ -14,9 +17,8 @@
 
 use super::jwk::{KeyMap, VerifyingKey, parse_jwks};
 use crate::outbound::{self, BodyError};
+use crate::single_flight::{Flight, SingleFlight};
 use arc_swap::ArcSwapOption;
-use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -109,11 +111,8 @@ impl fmt::Display for FetchError {
     }
 }
 
-type RefreshFuture = Shared<BoxFuture<'static, Result<(), FetchError>>>;
-
 #[derive(Default)]
 struct RefreshState {
-    inflight: Option<RefreshFuture>,
     /// Earliest time the next fetch may start (backoff after failures).
     next_allowed: Option<Instant>,
     failures: u32,
@@ -128,6 +127,8 @@ struct Inner {
     snapshot: ArcSwapOption<KeySet>,
     discovered_jwks: ArcSwapOption<url::Url>,
     state: Mutex<RefreshState>,
+    /// The refresh in flight, if any.
+    refresh: SingleFlight<(), (), FetchError>,
 }
 
 /// Maskinporten's signing keys, cached and refreshed.
@@ -152,6 +153,8 @@ impl fmt::Debug for KeyStore {
 
 impl KeyStore {
     pub(crate) fn new(issuer: String, source: KeySource, client: reqwest::Client, config: KeyStoreConfig) -> Self {
+        // Discovery and the JWKS, each bounded by `fetch_timeout`.
+        let refresh_budget = config.fetch_timeout.saturating_mul(2);
         KeyStore {
             inner: Arc::new(Inner {
                 issuer,
@@ -161,6 +164,7 @@ impl KeyStore {
                 snapshot: ArcSwapOption::empty(),
                 discovered_jwks: ArcSwapOption::empty(),
                 state: Mutex::new(RefreshState::default()),
+                refresh: SingleFlight::new(refresh_budget, || FetchError::Http("timed out")),
             }),
         }
     }
@@ -239,13 +243,8 @@ impl KeyStore {
             let _ = self.refresh_shared().await;
             return self.lookup(kid).ok_or(KeyError::UnknownKid);
         }
-        // No usable keys at all: fetch unless backing off.
-        if let Some(wait) = self.backoff_remaining(now)
-            && self.inflight().is_none()
-        {
-            return Err(KeyError::Unavailable(wait));
-        }
-        match self.refresh_shared().await {
+        // No usable keys at all: fetch (or join the fetch in flight) unless backing off.
+        match self.refresh_flight(Some(now)).await {
             Ok(()) => self.lookup(kid).ok_or(KeyError::UnknownKid),
             Err(_) => Err(KeyError::Unavailable(
                 self.backoff_remaining(Instant::now()).unwrap_or(self.inner.config.min_backoff),
@@ -265,69 +264,56 @@ impl KeyStore {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn inflight(&self) -> Option<RefreshFuture> {
-        self.lock_state().inflight.clone()
-    }
-
     fn backoff_remaining(&self, now: Instant) -> Option<Duration> {
         let st = self.lock_state();
         st.next_allowed.filter(|t| *t > now).map(|t| t - now)
     }
 
     fn refresh_in_background(&self, now: Instant) {
-        let mut st = self.lock_state();
-        if st.inflight.is_some() || st.next_allowed.is_some_and(|t| t > now) {
-            return;
-        }
-        let fut = self.start_refresh(&mut st);
-        drop(st);
-        // The spawned task runs regardless; nobody needs to await it.
-        drop(fut);
+        // The run goes on without anyone waiting for it.
+        drop(self.refresh_flight(Some(now)));
     }
 
-    /// Joins the fetch in flight or starts one.
-    fn refresh_shared(&self) -> RefreshFuture {
-        let mut st = self.lock_state();
-        if let Some(f) = &st.inflight {
-            return f.clone();
-        }
-        self.start_refresh(&mut st)
+    /// Joins the fetch in flight or starts one, ignoring backoff.
+    fn refresh_shared(&self) -> Flight<(), FetchError> {
+        self.refresh_flight(None)
     }
 
-    fn start_refresh(&self, st: &mut RefreshState) -> RefreshFuture {
-        let store = self.clone();
-        let task = tokio::spawn(async move {
-            let result = store.fetch_and_install().await;
-            let mut st = store.lock_state();
-            st.inflight = None;
-            match &result {
-                Ok(()) => {
-                    st.failures = 0;
-                    st.next_allowed = None;
-                }
-                Err(e) => {
-                    st.failures = st.failures.saturating_add(1);
-                    let cfg = &store.inner.config;
-                    let backoff = cfg
-                        .min_backoff
-                        .saturating_mul(1u32 << st.failures.min(16).saturating_sub(1))
-                        .min(cfg.max_backoff);
-                    st.next_allowed = Some(Instant::now() + backoff);
-                    tracing::warn!(issuer = %store.inner.issuer, error = %e, retry_in = ?backoff, "fetching Maskinporten signing keys failed");
-                }
+    /// Joins the fetch in flight; otherwise starts one, unless backing off at `now` (if given).
+    fn refresh_flight(&self, backoff_at: Option<Instant>) -> Flight<(), FetchError> {
+        let backing_off = || {
+            let wait = backoff_at.and_then(|now| self.backoff_remaining(now));
+            wait.map(|_| Err(FetchError::Http("backing off after a failed fetch")))
+        };
+        let (fetcher, settler) = (self.clone(), self.clone());
+        self.inner.refresh.run_unless(
+            (),
+            backing_off,
+            move |_deadline| async move { fetcher.fetch_and_install().await },
+            move |result| settler.settle(result),
+        )
+    }
+
+    /// Records how a fetch ended (backoff after a failure); runs before its slot is freed, so
+    /// that the next caller sees the backoff.
+    fn settle(&self, result: &Result<(), FetchError>) {
+        let mut st = self.lock_state();
+        match result {
+            Ok(()) => {
+                st.failures = 0;
+                st.next_allowed = None;
             }
-            result
-        });
-        let fut: BoxFuture<'static, Result<(), FetchError>> = async move {
-            match task.await {
-                Ok(r) => r,
-                Err(_) => Err(FetchError::Http("key refresh task failed")),
+            Err(e) => {
+                st.failures = st.failures.saturating_add(1);
+                let cfg = &self.inner.config;
+                let backoff = cfg
+                    .min_backoff
+                    .saturating_mul(1u32 << st.failures.min(16).saturating_sub(1))
+                    .min(cfg.max_backoff);
+                st.next_allowed = Some(Instant::now() + backoff);
+                tracing::warn!(issuer = %self.inner.issuer, error = %e, retry_in = ?backoff, "fetching Maskinporten signing keys failed");
             }
         }
-        .boxed();
-        let shared = fut.shared();
-        st.inflight = Some(shared.clone());
-        shared
     }
 
     async fn fetch_and_install(&self) -> Result<(), FetchError> {

@@ -1,25 +1,32 @@
-//! The decision cache.
+//! The decision cache, and the sharing of identical PDP calls.
 //!
 //! Keyed on exactly (system user, action, resource, party). A `Permit` lives the permit TTL,
 //! but never past the request's `valid_until`; `Deny`, `NotApplicable` and `ObligationNotMet`
-//! live the deny TTL; `Indeterminate` and errors are never cached. Concurrent misses for the
-//! same key share one PDP call.
+//! live the deny TTL; `Indeterminate` and errors are never cached.
+//!
+//! Concurrent misses for the same key share one PDP call, run by [`SingleFlight`]: the call
+//! runs in a task of its own with a deadline of one time budget from its start. Callers that
+//! give up (their own budget ran out, their client hung up) leave without cancelling it; when
+//! its deadline passes it is abandoned, its waiters get [`PdpErrorKind::Timeout`], and the
+//! next caller starts a fresh call. A call's answer is stored before its slot is freed, so a
+//! caller finds either the cached decision or the call in flight, never neither.
 //!
 //! Lookups are synchronous and allocation-free (a hash, a shard read lock, a clock read): the
 //! system-user layer answers a cached decision without an `await`. Entries hold their own
 //! expiry instant and are never answered past it; expired entries are dropped when met, and
 //! the store is bounded by its capacity (`quick_cache`, CLOCK-Pro eviction) whatever happens.
+//!
+//! [`PdpErrorKind::Timeout`]: super::PdpErrorKind::Timeout
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+#[cfg(test)]
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
-
-use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared, WeakShared};
 
 use super::request::{DecisionKey, DecisionRequest};
 use super::{Decision, PdpError};
+use crate::single_flight::{SingleFlight, deadline_in};
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -27,35 +34,11 @@ struct Entry {
     expires: Instant,
 }
 
-type Fetch = Shared<BoxFuture<'static, Result<Decision, PdpError>>>;
-type Inflight = HashMap<DecisionKey, WeakShared<BoxFuture<'static, Result<Decision, PdpError>>>>;
-
 struct Store {
     decisions: quick_cache::sync::Cache<DecisionKey, Entry>,
-    /// PDP calls in flight, one per key, held by their waiters only: each removes itself when
-    /// it has its answer, and the last waiter to give up removes (and so cancels) it.
-    inflight: Mutex<Inflight>,
     /// Unit tests only: how far the cache's clock has been moved ahead of the real one.
     #[cfg(test)]
     skew: Mutex<Duration>,
-}
-
-/// One caller waiting for a shared fetch.
-struct Waiter<'a> {
-    store: &'a Store,
-    key: &'a DecisionKey,
-    fetch: Option<Fetch>,
-}
-
-impl Drop for Waiter<'_> {
-    fn drop(&mut self) {
-        // Let go first; if nobody else holds the fetch now, it is gone: forget it.
-        drop(self.fetch.take());
-        let mut inflight = self.store.inflight();
-        if inflight.get(self.key).is_some_and(|w| w.upgrade().is_none()) {
-            inflight.remove(self.key);
-        }
-    }
 }
 
 impl Store {
@@ -94,32 +77,33 @@ impl Store {
         };
         self.decisions.insert(key, entry);
     }
-
-    fn inflight(&self) -> std::sync::MutexGuard<'_, Inflight> {
-        // Nothing panics while the lock is held; a poisoned map is still a consistent map.
-        self.inflight.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 pub(crate) struct DecisionCache {
     store: Option<Arc<Store>>,
+    /// The PDP calls in flight, one per key.
+    flights: SingleFlight<DecisionKey, Decision, PdpError>,
+    /// How long one PDP call may take, from its start: the decision's time budget.
+    budget: Duration,
     permit_ttl: Duration,
     deny_ttl: Duration,
 }
 
 impl DecisionCache {
-    /// A cache of at most `capacity` decisions; `0` disables caching (and call sharing).
-    pub(crate) fn new(capacity: u64, permit_ttl: Duration, deny_ttl: Duration) -> Self {
+    /// A cache of at most `capacity` decisions, whose shared PDP calls each get `budget`; `0`
+    /// disables caching (and call sharing).
+    pub(crate) fn new(capacity: u64, permit_ttl: Duration, deny_ttl: Duration, budget: Duration) -> Self {
         let store = (capacity > 0).then(|| {
             Arc::new(Store {
                 decisions: quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
-                inflight: Mutex::new(HashMap::new()),
                 #[cfg(test)]
                 skew: Mutex::new(Duration::ZERO),
             })
         });
         DecisionCache {
             store,
+            flights: SingleFlight::new(budget, PdpError::timeout),
+            budget,
             permit_ttl,
             deny_ttl,
         }
@@ -150,58 +134,36 @@ impl DecisionCache {
         self.store.as_ref()?.get(req.key())
     }
 
-    /// The cached decision, or the one `fetch` produces (cached as its kind allows). Concurrent
-    /// callers with the same key wait for one `fetch`; if it fails, they all get its error.
+    /// The cached decision, or the one `fetch` produces (cached as its kind allows).
     ///
-    /// The fetch lives as long as someone waits for it: if every waiter goes away (clients
-    /// hung up, time budgets ran out), it is cancelled and forgotten, and the next caller
-    /// starts afresh.
-    pub(crate) async fn get_or_fetch<F>(&self, key: DecisionKey, valid_until: Option<SystemTime>, fetch: F) -> Result<Decision, PdpError>
+    /// `fetch` is given its deadline (one budget from its start) and builds the PDP call.
+    /// Concurrent callers with the same key share one call (see the [module docs](self)): it
+    /// runs in a task of its own until it answers or its deadline passes, whoever stops
+    /// waiting; if it fails or times out, every caller waiting for it gets the error. With the
+    /// cache off, each caller runs its own call, bounded by the same budget.
+    pub(crate) async fn get_or_fetch<W, F>(&self, key: DecisionKey, valid_until: Option<SystemTime>, fetch: W) -> Result<Decision, PdpError>
     where
+        W: FnOnce(tokio::time::Instant) -> F,
         F: Future<Output = Result<Decision, PdpError>> + Send + 'static,
     {
-        let Some(store) = &self.store else { return fetch.await };
-        let shared = {
-            let mut inflight = store.inflight();
-            // Checked under the lock: a fetch stores its answer before it leaves `inflight`.
-            if let Some(d) = store.get(&key) {
-                return Ok(d);
-            }
-            match inflight.get(&key).and_then(WeakShared::upgrade) {
-                Some(running) => running,
-                None => {
-                    let (store_for_fetch, key_for_fetch) = (store.clone(), key.clone());
-                    let (permit_ttl, deny_ttl) = (self.permit_ttl, self.deny_ttl);
-                    let running = async move {
-                        let result = fetch.await;
-                        // Store first, then leave `inflight`, so that no caller finds neither.
-                        if let Ok(decision) = result
-                            && let Some(ttl) = ttl(permit_ttl, deny_ttl, decision, valid_until, SystemTime::now())
-                        {
-                            store_for_fetch.insert(key_for_fetch.clone(), decision, ttl);
-                        }
-                        store_for_fetch.inflight().remove(&key_for_fetch);
-                        result
-                    }
-                    .boxed()
-                    .shared();
-                    if let Some(weak) = running.downgrade() {
-                        inflight.insert(key.clone(), weak);
-                    }
-                    running
-                }
-            }
+        let Some(store) = &self.store else {
+            let deadline = deadline_in(self.budget);
+            return tokio::time::timeout_at(deadline, fetch(deadline))
+                .await
+                .unwrap_or_else(|_| Err(PdpError::timeout()));
         };
-        let mut waiter = Waiter {
-            store,
-            key: &key,
-            fetch: Some(shared),
-        };
-        match &mut waiter.fetch {
-            Some(fetch) => fetch.await,
-            // Only `drop` takes it.
-            None => Err(PdpError::timeout()),
-        }
+        let (permit_ttl, deny_ttl) = (self.permit_ttl, self.deny_ttl);
+        let (stored, stored_key) = (store.clone(), key.clone());
+        // Checked under the flights' lock: a call stores its answer before its slot is freed.
+        let cached = || store.get(&key).map(Ok);
+        let flight = self.flights.run_unless(key.clone(), cached, fetch, move |result| {
+            if let Ok(decision) = *result
+                && let Some(ttl) = ttl(permit_ttl, deny_ttl, decision, valid_until, SystemTime::now())
+            {
+                stored.insert(stored_key, decision, ttl);
+            }
+        });
+        flight.await
     }
 
     /// Stores a decision fetched elsewhere (a multi-request), as its kind allows.
@@ -253,6 +215,8 @@ mod tests {
     use uuid::Uuid;
 
     const SU: &str = "47caea5b-a80b-4343-b1d3-31eb523a4e28";
+    /// The time budget of a shared call.
+    const BUDGET: Duration = Duration::from_secs(5);
 
     fn org(s: &str) -> Party {
         Party::Organisation(s.parse().unwrap())
@@ -268,7 +232,7 @@ mod tests {
 
     #[test]
     fn ttls() {
-        let c = DecisionCache::new(10, Duration::from_secs(30), Duration::from_secs(5));
+        let c = DecisionCache::new(10, Duration::from_secs(30), Duration::from_secs(5), BUDGET);
         let now = SystemTime::now();
         assert_eq!(c.ttl(Decision::Permit, None, now), Some(Duration::from_secs(30)));
         assert_eq!(
@@ -285,25 +249,27 @@ mod tests {
             assert_eq!(c.ttl(d, Some(now), now), Some(Duration::from_secs(5)));
         }
         assert_eq!(c.ttl(Decision::Indeterminate, None, now), None);
-        let no_deny = DecisionCache::new(10, Duration::from_secs(30), Duration::ZERO);
+        let no_deny = DecisionCache::new(10, Duration::from_secs(30), Duration::ZERO, BUDGET);
         assert_eq!(no_deny.ttl(Decision::Deny, None, now), None);
     }
 
-    fn fetch_counting(
-        calls: &Arc<AtomicUsize>,
-        result: Result<Decision, PdpError>,
-    ) -> impl Future<Output = Result<Decision, PdpError>> + Send + 'static {
+    type Fetch = futures_util::future::BoxFuture<'static, Result<Decision, PdpError>>;
+
+    /// A fetch that counts its start and answers `result` after 20 ms.
+    fn fetch_counting(calls: &Arc<AtomicUsize>, result: Result<Decision, PdpError>) -> impl FnOnce(tokio::time::Instant) -> Fetch + use<> {
         let calls = calls.clone();
-        async move {
-            calls.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            result
+        move |_| {
+            Box::pin(async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                result
+            })
         }
     }
 
     #[tokio::test]
     async fn what_is_cached() {
-        let c = DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5));
+        let c = DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5), BUDGET);
         let calls = Arc::new(AtomicUsize::new(0));
         for (resource, decision, cached) in [
             ("permit", Decision::Permit, true),
@@ -351,7 +317,7 @@ mod tests {
         // The cache's own clock is moved (see `Store::now`), so the boundaries can be tight;
         // the only real time that matters is the few microseconds between an insert and the
         // next check, against a second of slack.
-        let c = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(10));
+        let c = DecisionCache::new(100, Duration::from_secs(60), Duration::from_secs(10), BUDGET);
         let p = DecisionKey::of(&req("permit"));
         let d = DecisionKey::of(&req("deny"));
         let short = DecisionKey::of(&req("short"));
@@ -381,7 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_misses_share_one_fetch() {
-        let c = Arc::new(DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5)));
+        let c = Arc::new(DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5), BUDGET));
         for decision in [Decision::Permit, Decision::Indeterminate] {
             let calls = Arc::new(AtomicUsize::new(0));
             let resource = if decision.is_permit() {
@@ -395,7 +361,7 @@ mod tests {
                     tokio::spawn(async move {
                         let k = DecisionKey::of(&req(resource));
                         let counted = calls.clone();
-                        c.get_or_fetch(k, None, async move {
+                        c.get_or_fetch(k, None, move |_| async move {
                             counted.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(300)).await;
                             Ok(decision)
@@ -413,7 +379,7 @@ mod tests {
 
     #[tokio::test]
     async fn capacity_zero_disables_the_cache() {
-        let c = DecisionCache::new(0, Duration::from_secs(30), Duration::from_secs(5));
+        let c = DecisionCache::new(0, Duration::from_secs(30), Duration::from_secs(5), BUDGET);
         let k = DecisionKey::of(&req("permit"));
         let calls = Arc::new(AtomicUsize::new(0));
         for _ in 0..2 {
@@ -429,7 +395,7 @@ mod tests {
 
     #[test]
     fn capacity_is_bounded() {
-        let c = DecisionCache::new(10, Duration::from_secs(30), Duration::from_secs(5));
+        let c = DecisionCache::new(10, Duration::from_secs(30), Duration::from_secs(5), BUDGET);
         for i in 0..200 {
             c.insert(DecisionKey::of(&req(&format!("resource-{i}"))), Decision::Permit, None);
         }
@@ -439,7 +405,7 @@ mod tests {
 
     #[test]
     fn a_request_finds_the_key_it_would_make() {
-        let c = DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5));
+        let c = DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5), BUDGET);
         let su: Uuid = SU.parse().unwrap();
         let asked = ask(su, Action::read(), "resource-a", org("910459880")).with_valid_until(SystemTime::now() + Duration::from_secs(60));
         assert_eq!(c.get_for(&asked), None);
@@ -458,47 +424,85 @@ mod tests {
         }
     }
 
-    /// A fetch that counts its start and its end, and permits after 200 ms.
+    /// A fetch that counts its start and its end, and permits after `after`.
     fn slow_permit(
         calls: &Arc<AtomicUsize>,
         finished: &Arc<AtomicUsize>,
-    ) -> impl Future<Output = Result<Decision, PdpError>> + Send + 'static {
+        after: Duration,
+    ) -> impl FnOnce(tokio::time::Instant) -> Fetch + use<> {
         let (calls, finished) = (calls.clone(), finished.clone());
-        async move {
-            calls.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            finished.fetch_add(1, Ordering::SeqCst);
-            Ok(Decision::Permit)
+        move |_| {
+            Box::pin(async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(after).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                Ok(Decision::Permit)
+            })
         }
     }
 
-    // Paused time: the timers fire in order however busy the machine is.
+    // Paused time: the timers fire in order however busy the machine is. This replaces the
+    // rule before the single-flight primitive (a call everyone gave up on was cancelled):
+    // a call now runs for the callers still to come, until it answers or its deadline passes.
     #[tokio::test(start_paused = true)]
-    async fn a_fetch_everyone_gave_up_on_is_cancelled_and_forgotten() {
-        let c = Arc::new(DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5)));
+    async fn a_fetch_everyone_gave_up_on_runs_on_and_stores_its_answer() {
+        let c = Arc::new(DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5), BUDGET));
         let (calls, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let k = DecisionKey::of(&req("abandoned"));
-        let fetch = slow_permit(&calls, &finished);
+        let fetch = slow_permit(&calls, &finished, Duration::from_millis(200));
         // Two callers share the fetch; one gives up, the other still gets the answer.
         let (a, b) = tokio::join!(
             tokio::time::timeout(Duration::from_millis(50), c.get_or_fetch(k.clone(), None, fetch)),
-            c.get_or_fetch(k.clone(), None, async { Ok(Decision::Deny) }),
+            c.get_or_fetch(k.clone(), None, |_| async { Ok(Decision::Deny) }),
         );
         assert!(a.is_err());
         assert_eq!(b, Ok(Decision::Permit));
         assert_eq!((calls.load(Ordering::SeqCst), finished.load(Ordering::SeqCst)), (1, 1));
 
-        // The only caller gives up: the fetch is dropped, nothing stays in flight.
+        // The only caller gives up: the fetch is not cancelled, it runs to its end and stores
+        // its answer, which the next caller finds without a fetch of its own.
         let k = DecisionKey::of(&req("abandoned-by-all"));
-        let fetch = slow_permit(&calls, &finished);
+        let fetch = slow_permit(&calls, &finished, Duration::from_millis(200));
         let first = tokio::time::timeout(Duration::from_millis(50), c.get_or_fetch(k.clone(), None, fetch)).await;
         assert!(first.is_err());
-        assert!(c.store.as_ref().unwrap().inflight().is_empty());
-        // The next caller starts afresh.
+        assert!(c.flights.is_running(&k));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!((calls.load(Ordering::SeqCst), finished.load(Ordering::SeqCst)), (2, 2));
+        assert!(!c.flights.is_running(&k));
+        assert_eq!(c.get(&k), Some(Decision::Permit));
+        let next = c.get_or_fetch(k.clone(), None, fetch_counting(&calls, Ok(Decision::Deny))).await;
+        assert_eq!(next, Ok(Decision::Permit));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_past_its_deadline_is_abandoned_and_the_next_caller_starts_afresh() {
+        let c = Arc::new(DecisionCache::new(100, Duration::from_secs(30), Duration::from_secs(5), BUDGET));
+        let (calls, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let k = DecisionKey::of(&req("stalled"));
+        // A PDP call that would take an hour, joined by a caller every second.
+        let start = tokio::time::Instant::now();
+        let first = c.get_or_fetch(k.clone(), None, slow_permit(&calls, &finished, Duration::from_secs(3600)));
+        let joiners = futures_util::future::join_all((1..=4).map(|i| {
+            let (c, k, fetch) = (c.clone(), k.clone(), fetch_counting(&calls, Ok(Decision::Deny)));
+            async move {
+                tokio::time::sleep(Duration::from_secs(i)).await;
+                c.get_or_fetch(k, None, fetch).await
+            }
+        }));
+        let (first, joined) = tokio::join!(first, joiners);
+        // Everyone waiting gets the timeout when the call's own deadline passes.
+        assert_eq!(first.unwrap_err().kind(), PdpErrorKind::Timeout);
+        assert_eq!(start.elapsed(), BUDGET);
+        assert!(
+            joined.iter().all(|r| r.as_ref().is_err_and(|e| e.kind() == PdpErrorKind::Timeout)),
+            "{joined:?}"
+        );
+        assert_eq!((calls.load(Ordering::SeqCst), finished.load(Ordering::SeqCst)), (1, 0));
+        assert!(!c.flights.is_running(&k));
+        // The next caller starts a fresh call, which answers.
         let next = c.get_or_fetch(k.clone(), None, fetch_counting(&calls, Ok(Decision::Deny))).await;
         assert_eq!(next, Ok(Decision::Deny));
-        assert_eq!((calls.load(Ordering::SeqCst), finished.load(Ordering::SeqCst)), (3, 1));
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(finished.load(Ordering::SeqCst), 1, "the abandoned fetch never ran to the end");
+        assert_eq!((calls.load(Ordering::SeqCst), finished.load(Ordering::SeqCst)), (2, 0));
     }
 }

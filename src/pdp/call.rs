@@ -2,6 +2,11 @@
 //! token and the subscription key, one forced token refresh after a `401`, at most one retry
 //! after a connection error or a `5xx` within the time budget, `Retry-After` kept from a `429`,
 //! and the answer read within its size cap.
+//!
+//! Everything here ends by the call's deadline: getting the token and each attempt (request
+//! and answer) are cut off there, whatever the HTTP client's own timeouts, and a failure that
+//! arrives once the deadline has passed is reported as [`PdpErrorKind::Timeout`] (a client
+//! with a total timeout of its own may otherwise win that race with another kind).
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -25,23 +30,41 @@ impl Inner {
     /// POSTs a request body to the PDP, with one token refresh after a 401 and one retry after
     /// a transient failure; returns the body of the `200` answer.
     pub(super) async fn call(&self, body: Vec<u8>, deadline: Instant) -> Result<Bytes, PdpError> {
+        match self.call_until(body, deadline).await {
+            Err(e) if e.kind() != PdpErrorKind::Timeout && Instant::now() >= deadline => {
+                tracing::debug!(error = %e, "Altinn PDP call failed as its time budget ran out");
+                Err(PdpError::timeout())
+            }
+            r => r,
+        }
+    }
+
+    /// A valid Altinn token (a fresh one if `force_refresh`), by `deadline`.
+    async fn token(&self, force_refresh: bool, deadline: Instant) -> Result<AltinnToken, PdpError> {
+        tokio::time::timeout_at(deadline, self.tokens.token(force_refresh))
+            .await
+            .unwrap_or_else(|_| Err(PdpError::timeout()))
+    }
+
+    async fn call_until(&self, body: Vec<u8>, deadline: Instant) -> Result<Bytes, PdpError> {
         let body = Bytes::from(body);
-        let mut token = self.tokens.token(false).await?;
+        let mut token = self.token(false, deadline).await?;
         let (mut refreshed, mut retried) = (false, false);
         loop {
-            match self.attempt(&token, body.clone()).await {
+            let attempt = tokio::time::timeout_at(deadline, self.attempt(&token, body.clone()));
+            match attempt.await.unwrap_or_else(|_| Attempt::Fatal(PdpError::timeout())) {
                 Attempt::Answer(bytes) => return Ok(bytes),
                 Attempt::Unauthorized if !refreshed => {
                     refreshed = true;
                     // Another caller that got a 401 for the same token may have refreshed it
                     // already: use its token rather than refreshing once per rejected caller.
-                    let current = self.tokens.token(false).await?;
+                    let current = self.token(false, deadline).await?;
                     if current != token {
                         tracing::debug!("Altinn PDP answered 401; using the token refreshed meanwhile");
                         token = current;
                     } else {
                         tracing::debug!("Altinn PDP answered 401; refreshing the Altinn token");
-                        token = self.tokens.token(true).await?;
+                        token = self.token(true, deadline).await?;
                     }
                 }
                 Attempt::Unauthorized => {

@@ -10,12 +10,21 @@
 //!   [`AltinnTokenSource`].
 //! - **Bounded.** Every decision has a total time budget (default 5 s) that covers getting a
 //!   token, the call and at most one retry (after a connection error or a `5xx`); answers are
-//!   capped in size (default 256 KiB). A `401` forces one token refresh and one more try.
+//!   capped in size (default 256 KiB). A `401` forces one token refresh and one more try. The
+//!   budget holds end to end: the grant, the exchange and each PDP call have a total timeout
+//!   within it, and a failure that arrives once the budget is spent is reported as
+//!   [`PdpErrorKind::Timeout`].
 //! - **Cached.** Decisions are cached on exactly (system user, action, resource, party): a
 //!   `Permit` for 30 s but never past the request's `valid_until` (the caller's token `exp`),
 //!   `Deny`, `NotApplicable` and `ObligationNotMet` for 5 s; `Indeterminate` and errors never.
-//!   Concurrent identical misses share one PDP call. Altinn caches delegations for about five
-//!   minutes itself, so a short local cache adds little staleness.
+//!   Altinn caches delegations for about five minutes itself, so a short local cache adds
+//!   little staleness.
+//! - **Shared, never held hostage.** Concurrent identical misses share one PDP call, and
+//!   concurrent callers share one token refresh. A shared call has a deadline of its own, one
+//!   budget from its start: callers that give up leave without cancelling it, and when the
+//!   deadline passes it is abandoned and the next caller starts afresh. So a PDP (or a token
+//!   endpoint) that keeps a connection open without answering holds a question for at most
+//!   one budget, however many identical questions keep arriving.
 //! - **Several at once.** [`AltinnPdp::decide_many`] asks several questions in one call
 //!   (XACML `MultiRequests`) and matches each answer to its question by the attributes the PDP
 //!   echoes, never by position.
@@ -71,6 +80,7 @@ use tokio::time::Instant;
 
 use crate::ConfigError;
 use crate::error::check_url;
+use crate::single_flight::deadline_in;
 use cache::DecisionCache;
 use credentials::MaskinportenTokenSource;
 use request::DecisionKey;
@@ -167,15 +177,15 @@ impl AltinnPdp {
     }
 
     async fn decide_key(&self, key: DecisionKey, valid_until: Option<SystemTime>) -> Result<Decision, PdpError> {
-        let deadline = Instant::now() + self.inner.timeout;
+        let deadline = deadline_in(self.inner.timeout);
         let client = self.clone();
         let asked = key.clone();
-        // Owned, so that it can finish for the callers waiting on it even if the caller that
-        // started it goes away.
-        let fetch = async move {
+        // Owned: the call runs in a task of its own, for every caller waiting for it, until it
+        // answers or its own deadline (one budget from its start) passes.
+        let fetch = move |run_deadline: Instant| async move {
             let inner = &*client.inner;
             let body = RequestBody::single(&asked).to_vec();
-            let answer = inner.call(body, deadline).await?;
+            let answer = inner.call(body, run_deadline).await?;
             let results = xacml::parse_response(&answer)?;
             let d = decision::single(&results).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))?;
             tracing::debug!(resource = asked.resource.as_str(), action = asked.action.as_str(), decision = ?d, "Altinn PDP decided");
@@ -221,7 +231,7 @@ impl AltinnPdp {
             0 => Vec::new(),
             1 => vec![self.decide_key(misses[0].clone(), bounds[0]).await?],
             _ => {
-                let deadline = Instant::now() + self.inner.timeout;
+                let deadline = deadline_in(self.inner.timeout);
                 let inner = &*self.inner;
                 let fetch = async {
                     let body = RequestBody::multi(&misses).to_vec();
@@ -341,8 +351,9 @@ impl AltinnPdpBuilder {
     /// The HTTP client for the PDP, the Maskinporten token endpoint and the token exchange.
     ///
     /// The default has a 2 s connect timeout, follows no redirects and uses rustls; the
-    /// decision's time budget ([`timeout`](Self::timeout)) bounds each decision. A client
-    /// you give is used as is: give it a connect timeout and no redirect policy.
+    /// decision's time budget ([`timeout`](Self::timeout)) bounds each decision, and each
+    /// grant, exchange and PDP call within it. A client you give is used as is: give it a
+    /// connect timeout and no redirect policy (its own total timeout, if any, is not needed).
     ///
     /// `reqwest` is a public dependency: its major version (0.13) is part of this crate's
     /// semver, so that you can share your own client (proxy, root certificates, connection
@@ -353,7 +364,8 @@ impl AltinnPdpBuilder {
     }
 
     /// The total time budget of one decision, including getting a token and the one retry.
-    /// Default 5 s.
+    /// Default 5 s. A PDP call or token refresh shared by several callers is abandoned one
+    /// budget after it started.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -440,6 +452,7 @@ impl AltinnPdpBuilder {
                 http.clone(),
                 exchange_url,
                 self.max_response_bytes,
+                self.timeout,
             )),
             (None, Some(source)) => source,
             (None, None) => return Err(ConfigError::missing("credentials", "required (or a token source)")),
@@ -452,7 +465,7 @@ impl AltinnPdpBuilder {
                 tokens,
                 timeout: self.timeout,
                 max_response_bytes: self.max_response_bytes,
-                cache: DecisionCache::new(self.cache_capacity, self.permit_ttl, self.deny_ttl),
+                cache: DecisionCache::new(self.cache_capacity, self.permit_ttl, self.deny_ttl, self.timeout),
             }),
         })
     }

@@ -1,7 +1,7 @@
 //! The PDP client on its own, against FakeMaskinporten and FakeAltinn on 127.0.0.1:0: the
 //! provider's credentials on the wire (JWT grant, token exchange, bearer and subscription key),
-//! the token's life, `decide_many`, the decision cache, the time budget, how failures are
-//! reported, that secrets stay secret, and the builder.
+//! the token's life, `decide_many`, the decision cache, the time budget, stalled upstreams, how
+//! failures are reported, that secrets stay secret, and the builder.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -11,6 +11,7 @@ mod cache;
 mod decide_many;
 mod failures;
 mod secrets;
+mod stalls;
 mod time_budget;
 mod tokens;
 mod wire;

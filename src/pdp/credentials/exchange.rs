@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::AltinnToken;
 use super::grant::MaskinportenAccessToken;
 use crate::outbound::{error_label, read_capped};
-use crate::pdp::PdpError;
+use crate::pdp::{PdpError, PdpErrorKind};
 
 /// Assumed lifetime of an Altinn token whose `exp` cannot be read.
 const ALTINN_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -25,8 +25,26 @@ pub(super) enum ExchangeError {
 }
 
 /// Exchanges a Maskinporten token for an Altinn token at `url`, reading at most `max_body`
-/// bytes of the answer.
+/// bytes of the answer, by `deadline` (request and answer).
 pub(super) async fn exchange(
+    http: &reqwest::Client,
+    url: &url::Url,
+    maskinporten: &MaskinportenAccessToken,
+    max_body: usize,
+    deadline: tokio::time::Instant,
+) -> Result<AltinnToken, ExchangeError> {
+    tokio::time::timeout_at(deadline, exchange_unbounded(http, url, maskinporten, max_body))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::warn!("Altinn token exchange did not answer in time");
+            Err(ExchangeError::Other(PdpError::with_detail(
+                PdpErrorKind::Timeout,
+                "the Altinn token exchange timed out",
+            )))
+        })
+}
+
+async fn exchange_unbounded(
     http: &reqwest::Client,
     url: &url::Url,
     maskinporten: &MaskinportenAccessToken,

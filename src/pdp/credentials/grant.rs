@@ -17,7 +17,7 @@ use super::{AUTHORIZE_SCOPE, bearer};
 use crate::ConfigError;
 use crate::error::check_url;
 use crate::outbound::{error_label, read_capped};
-use crate::pdp::PdpError;
+use crate::pdp::{PdpError, PdpErrorKind};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Lifetime of our grant assertion (Maskinporten allows at most 120 s).
@@ -150,8 +150,23 @@ impl MaskinportenCredentials {
             .map_err(|_| PdpError::credentials("the grant assertion could not be signed"))
     }
 
-    /// The Maskinporten JWT grant: a fresh assertion for a Maskinporten access token.
-    pub(super) async fn grant(&self, http: &reqwest::Client, max_body: usize) -> Result<MaskinportenAccessToken, PdpError> {
+    /// The Maskinporten JWT grant: a fresh assertion for a Maskinporten access token, by
+    /// `deadline` (request and answer).
+    pub(super) async fn grant(
+        &self,
+        http: &reqwest::Client,
+        max_body: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<MaskinportenAccessToken, PdpError> {
+        tokio::time::timeout_at(deadline, self.grant_unbounded(http, max_body))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!("Maskinporten token endpoint did not answer in time");
+                Err(PdpError::with_detail(PdpErrorKind::Timeout, "the Maskinporten grant timed out"))
+            })
+    }
+
+    async fn grant_unbounded(&self, http: &reqwest::Client, max_body: usize) -> Result<MaskinportenAccessToken, PdpError> {
         let now = SystemTime::now();
         let assertion = self.assertion(now)?;
         let body = url::form_urlencoded::Serializer::new(String::new())

@@ -11,7 +11,9 @@
 //!    text or as a JSON string.
 //! 3. **Cached bearer.** Both tokens are kept until 60 s before they expire (or half their
 //!    lifetime, if shorter). One refresh serves every concurrent caller; nobody holds a lock
-//!    while the token is read.
+//!    while the token is read, nor across the grant or the exchange. The grant and the exchange
+//!    are each cut off at the refresh's deadline, one time budget after it started; a caller
+//!    that gives up does not cancel the refresh.
 //!
 //! | File | Job |
 //! |---|---|
@@ -19,7 +21,7 @@
 //! | `signing_key.rs` | the provider's RSA private key (PEM or JWK) and the one function that signs a JWT with it |
 //! | `grant.rs` | [`MaskinportenCredentials`] and its builder, the grant assertion and the JWT-bearer grant (step 1) |
 //! | `exchange.rs` | the Altinn token exchange and reading the exchanged token's `exp` (step 2) |
-//! | `refresh.rs` | `MaskinportenTokenSource`: both tokens cached and refreshed once for all callers (step 3) |
+//! | `refresh.rs` | `MaskinportenTokenSource`: both tokens cached and refreshed once for all callers, within a deadline (step 3) |
 
 mod exchange;
 mod grant;

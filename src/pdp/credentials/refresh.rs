@@ -1,23 +1,31 @@
 //! [`MaskinportenTokenSource`]: the Maskinporten and Altinn tokens, cached until shortly before
 //! they expire and refreshed once for all callers.
 //!
-//! A fresh Altinn token is read without a lock. A refresh takes the refresh mutex; callers that
-//! waited for someone else's refresh share its outcome, good or bad, instead of trying again at
-//! once. A cached Maskinporten token that the exchange refuses is replaced once.
+//! A fresh Altinn token is read without a lock. A refresh (the grant, unless the cached
+//! Maskinporten token will do, then the exchange) is one run of [`SingleFlight`]: callers that
+//! come while it runs join it, and callers that looked before it ended and come just after,
+//! share its outcome, good or bad, instead of trying again at once. The refresh runs in a task
+//! of its own with a deadline one time budget from its start; the grant and the exchange are
+//! each cut off there. So a token endpoint that keeps a connection open without answering holds
+//! the refresh for at most one budget, and the next caller then starts afresh; a caller that
+//! gives up leaves the refresh running for the others. No lock is held across the grant or the
+//! exchange. A cached Maskinporten token that the exchange refuses is replaced once.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
+use tokio::time::Instant;
 
 use super::exchange::{ExchangeError, exchange};
 use super::grant::MaskinportenAccessToken;
 use super::{AltinnToken, AltinnTokenSource, MaskinportenCredentials};
-use crate::pdp::PdpError;
+use crate::pdp::{PdpError, PdpErrorKind};
+use crate::single_flight::SingleFlight;
 
 /// Tokens are renewed this long before they expire (or at half their lifetime, if shorter).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -59,98 +67,132 @@ impl<T: Expiring> Cached<T> {
     }
 }
 
-/// The state only the refreshing caller touches.
-#[derive(Default)]
-struct RefreshState {
-    maskinporten: Option<Cached<MaskinportenAccessToken>>,
-    /// The error of the last attempt, handed to the callers that waited for it.
-    last_error: Option<PdpError>,
-}
-
 /// [`MaskinportenCredentials`] bound to an HTTP client and an Altinn platform.
 pub(crate) struct MaskinportenTokenSource {
+    state: Arc<State>,
+    /// The refresh in flight, if any.
+    refresh: SingleFlight<(), AltinnToken, PdpError>,
+}
+
+/// The tokens and what a refresh needs, shared with the refresh's task.
+struct State {
     credentials: MaskinportenCredentials,
     http: reqwest::Client,
     exchange_url: url::Url,
     max_body: usize,
     altinn: ArcSwapOption<Cached<AltinnToken>>,
-    /// Completed refresh attempts, successful or not.
+    /// Only touched by a refresh; locked for a copy or a store, never across I/O.
+    maskinporten: Mutex<Option<Cached<MaskinportenAccessToken>>>,
+    /// The error of the last refresh, handed to the callers that looked before it ended.
+    last_error: Mutex<Option<PdpError>>,
+    /// Ended refreshes, successful or not.
     attempts: AtomicU64,
-    refresh: tokio::sync::Mutex<RefreshState>,
+}
+
+/// The error of a refresh that did not end within its budget.
+fn refresh_timed_out() -> PdpError {
+    PdpError::with_detail(PdpErrorKind::Timeout, "no Altinn token within the time budget")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held; the value is consistent whatever happened.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl MaskinportenTokenSource {
-    pub(crate) fn new(credentials: MaskinportenCredentials, http: reqwest::Client, exchange_url: url::Url, max_body: usize) -> Self {
+    /// A source whose refreshes (grant and exchange together) each get `budget`.
+    pub(crate) fn new(
+        credentials: MaskinportenCredentials,
+        http: reqwest::Client,
+        exchange_url: url::Url,
+        max_body: usize,
+        budget: Duration,
+    ) -> Self {
         MaskinportenTokenSource {
-            credentials,
-            http,
-            exchange_url,
-            max_body,
-            altinn: ArcSwapOption::empty(),
-            attempts: AtomicU64::new(0),
-            refresh: tokio::sync::Mutex::new(RefreshState::default()),
+            state: Arc::new(State {
+                credentials,
+                http,
+                exchange_url,
+                max_body,
+                altinn: ArcSwapOption::empty(),
+                maskinporten: Mutex::new(None),
+                last_error: Mutex::new(None),
+                attempts: AtomicU64::new(0),
+            }),
+            refresh: SingleFlight::new(budget, refresh_timed_out),
         }
     }
 
     async fn get(&self, force_refresh: bool) -> Result<AltinnToken, PdpError> {
+        let state = &self.state;
+        let seen = state.attempts.load(Ordering::Acquire);
         if !force_refresh
-            && let Some(c) = self.altinn.load().as_ref()
+            && let Some(c) = state.altinn.load().as_ref()
             && c.fresh(SystemTime::now())
         {
             return Ok(c.token.clone());
         }
-        let seen = self.attempts.load(Ordering::Acquire);
-        let mut state = self.refresh.lock().await;
-        if self.attempts.load(Ordering::Acquire) != seen {
-            // Someone refreshed while we waited: share its outcome, good or bad, rather than
+        // Asked only when no refresh is in flight (a running one is joined).
+        let ended_meanwhile = || {
+            if state.attempts.load(Ordering::Acquire) == seen {
+                return None;
+            }
+            // A refresh ended since we looked: share its outcome, good or bad, rather than
             // trying again at once.
-            if let Some(e) = &state.last_error {
-                return Err(e.clone());
+            if let Some(e) = lock(&state.last_error).clone() {
+                return Some(Err(e));
             }
-            if let Some(c) = self.altinn.load().as_ref() {
-                return Ok(c.token.clone());
-            }
-        } else if !force_refresh
-            && let Some(c) = self.altinn.load().as_ref()
-            && c.fresh(SystemTime::now())
-        {
-            return Ok(c.token.clone());
-        }
-        let outcome = self.refresh_locked(&mut state, force_refresh).await;
-        match &outcome {
+            state.altinn.load().as_ref().map(|c| Ok(c.token.clone()))
+        };
+        let (for_work, for_done) = (state.clone(), state.clone());
+        let work = move |deadline: Instant| async move { for_work.refresh(force_refresh, deadline).await };
+        self.refresh
+            .run_unless((), ended_meanwhile, work, move |outcome| for_done.settle(outcome))
+            .await
+    }
+}
+
+impl State {
+    /// Keeps a refresh's outcome for the callers to come; runs before the refresh's slot is
+    /// freed.
+    fn settle(&self, outcome: &Result<AltinnToken, PdpError>) {
+        match outcome {
             Ok(token) => {
                 self.altinn.store(Some(Arc::new(Cached::new(token.clone(), SystemTime::now()))));
-                state.last_error = None;
+                *lock(&self.last_error) = None;
             }
-            Err(e) => state.last_error = Some(e.clone()),
+            Err(e) => *lock(&self.last_error) = Some(e.clone()),
         }
         self.attempts.fetch_add(1, Ordering::AcqRel);
-        outcome
     }
 
-    async fn refresh_locked(&self, state: &mut RefreshState, force: bool) -> Result<AltinnToken, PdpError> {
-        let cached = state
-            .maskinporten
+    /// A new Altinn token: the grant (unless the cached Maskinporten token will do), then the
+    /// exchange, each by `deadline`. A failure that arrives once the deadline has passed (an
+    /// HTTP client's own timeout may end a stalled request just then) is a timeout.
+    async fn refresh(&self, force: bool, deadline: Instant) -> Result<AltinnToken, PdpError> {
+        match self.refresh_until(force, deadline).await {
+            Err(e) if e.kind() != PdpErrorKind::Timeout && Instant::now() >= deadline => Err(refresh_timed_out()),
+            r => r,
+        }
+    }
+
+    async fn refresh_until(&self, force: bool, deadline: Instant) -> Result<AltinnToken, PdpError> {
+        let cached = lock(&self.maskinporten)
             .as_ref()
             .filter(|c| !force && c.fresh(SystemTime::now()))
             .map(|c| c.token.clone());
         let reused = cached.is_some();
         let mp = match cached {
             Some(t) => t,
-            None => {
-                let t = self.grant().await?;
-                state.maskinporten = Some(Cached::new(t.clone(), SystemTime::now()));
-                t
-            }
+            None => self.grant(deadline).await?,
         };
-        match self.exchange(&mp).await {
+        match self.exchange(&mp, deadline).await {
             Ok(t) => Ok(t),
             Err(ExchangeError::Unauthorized) if reused => {
                 tracing::debug!("token exchange refused a cached Maskinporten token; getting a new one");
-                state.maskinporten = None;
-                let t = self.grant().await?;
-                state.maskinporten = Some(Cached::new(t.clone(), SystemTime::now()));
-                self.exchange(&t).await.map_err(|e| match e {
+                *lock(&self.maskinporten) = None;
+                let t = self.grant(deadline).await?;
+                self.exchange(&t, deadline).await.map_err(|e| match e {
                     ExchangeError::Unauthorized => PdpError::credentials("the token exchange refused the Maskinporten token"),
                     ExchangeError::Other(e) => e,
                 })
@@ -160,14 +202,16 @@ impl MaskinportenTokenSource {
         }
     }
 
-    /// The Maskinporten JWT grant.
-    async fn grant(&self) -> Result<MaskinportenAccessToken, PdpError> {
-        self.credentials.grant(&self.http, self.max_body).await
+    /// The Maskinporten JWT grant; the new token is cached.
+    async fn grant(&self, deadline: Instant) -> Result<MaskinportenAccessToken, PdpError> {
+        let t = self.credentials.grant(&self.http, self.max_body, deadline).await?;
+        *lock(&self.maskinporten) = Some(Cached::new(t.clone(), SystemTime::now()));
+        Ok(t)
     }
 
     /// The exchange of a Maskinporten token for an Altinn token.
-    async fn exchange(&self, maskinporten: &MaskinportenAccessToken) -> Result<AltinnToken, ExchangeError> {
-        exchange(&self.http, &self.exchange_url, maskinporten, self.max_body).await
+    async fn exchange(&self, maskinporten: &MaskinportenAccessToken, deadline: Instant) -> Result<AltinnToken, ExchangeError> {
+        exchange(&self.http, &self.exchange_url, maskinporten, self.max_body, deadline).await
     }
 }
 
@@ -180,8 +224,8 @@ impl AltinnTokenSource for MaskinportenTokenSource {
 impl fmt::Debug for MaskinportenTokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MaskinportenTokenSource")
-            .field("credentials", &self.credentials)
-            .field("exchange_url", &self.exchange_url.as_str())
+            .field("credentials", &self.state.credentials)
+            .field("exchange_url", &self.state.exchange_url.as_str())
             .finish_non_exhaustive()
     }
 }
