@@ -12,6 +12,7 @@ pub mod org;
 mod outbound;
 pub mod pdp;
 pub mod reject;
+mod strict_json;
 pub mod systemuser;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
