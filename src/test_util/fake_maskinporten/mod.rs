@@ -340,7 +340,9 @@ impl FakeMaskinporten {
     }
 
     /// Lifetime (`exp - iat` and `expires_in`) of access tokens from the token endpoint; 120 s by
-    /// default.
+    /// default. `expires_in` is the whole seconds as they are (`Duration::MAX` sends
+    /// `18446744073709551615`, to test clients against absurd values); `exp` saturates at
+    /// `i64::MAX`.
     pub fn set_access_token_lifetime(&self, d: Duration) {
         lock(&self.st().config).access_token_lifetime = d;
     }
