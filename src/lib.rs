@@ -13,6 +13,7 @@ mod outbound;
 pub mod pdp;
 pub mod reject;
 mod single_flight;
+mod strict_json;
 pub mod systemuser;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]

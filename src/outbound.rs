@@ -8,7 +8,8 @@
 //!   us buffer without bound.
 //! - [`error_label`]: a short label for a transport error. `reqwest`'s own `Display` includes
 //!   the URL, which must not reach logs or errors (it may carry configuration details).
-//! - [`retry_after`]: a `Retry-After` header in delay-seconds form.
+//! - [`retry_after`]: a `Retry-After` header in delay-seconds form, capped at
+//!   [`MAX_RETRY_AFTER`].
 
 use std::time::Duration;
 
@@ -69,13 +70,19 @@ pub(crate) fn error_label(e: &reqwest::Error) -> &'static str {
     }
 }
 
-/// `Retry-After` in delay-seconds form. HTTP dates are not understood and give `None`.
+/// The longest `Retry-After` honoured from an upstream (60 s). An upstream that asks for more is
+/// taken to mean "not soon": the layers tell their own clients at most this, so a broken or
+/// hostile upstream cannot make them stay away for days.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// `Retry-After` in delay-seconds form, at most [`MAX_RETRY_AFTER`]. HTTP dates, and numbers of
+/// more than nine digits, are not understood and give `None`.
 pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    v.parse::<u64>().ok().map(Duration::from_secs)
+    v.parse::<u64>().ok().map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -92,5 +99,15 @@ mod tests {
             h.insert(http::header::RETRY_AFTER, bad.parse().unwrap());
             assert_eq!(retry_after(&h), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let mut h = http::HeaderMap::new();
+        for (sent, honoured) in [("0", 0), ("60", 60), ("61", 60), ("3600", 60), ("999999999", 60), ("000000120", 60)] {
+            h.insert(http::header::RETRY_AFTER, sent.parse().unwrap());
+            assert_eq!(retry_after(&h), Some(Duration::from_secs(honoured)), "{sent}");
+        }
+        assert_eq!(MAX_RETRY_AFTER, Duration::from_secs(60));
     }
 }

@@ -3,15 +3,19 @@
 //! Keys are filtered one by one, so one bad key never spoils the set: RSA only, 2048 to 8192
 //! bits, an odd modulus without the ROCA weakness, a sane public exponent, `use` absent or `sig`,
 //! `key_ops` (if present) allowing `verify`, `alg` absent or RS256/384/512, no private members,
-//! a non-empty `kid` of at most 256 bytes. Two keys under one `kid` are ambiguous: neither is used.
+//! a non-empty `kid` of at most 256 bytes, no member name repeated (at any depth). Two keys under
+//! one `kid` are ambiguous: neither is used. A JWKS whose top level repeats a member name (two
+//! `keys`) is refused as a whole.
 //!
 //! A key whose JWK names an `alg` verifies with that algorithm only
 //! ([`VerifyingKey::verify`] is the one place this is checked).
 
 use super::algorithm::Algorithm;
+use crate::strict_json::{Names, from_slice_unique, value_from_str};
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -58,23 +62,30 @@ impl fmt::Debug for VerifyingKey {
 /// Usable keys by `kid`.
 pub(crate) type KeyMap = HashMap<Box<str>, Arc<VerifyingKey>>;
 
+/// The JWKS's top level (distinct member names); each key is read on its own.
 #[derive(serde::Deserialize)]
-struct Jwks {
-    keys: Vec<serde_json::Value>,
+struct Jwks<'a> {
+    #[serde(borrow)]
+    keys: Vec<&'a RawValue>,
 }
 
 /// JWK members that only a private key has.
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
 /// Parses a JWKS body into usable keys, skipping (and counting) unusable ones. Fails only when
-/// the body is not a JSON object with a `keys` array.
+/// the body is not a JSON object with a `keys` array, or its top level repeats a member name
+/// (two `keys` arrays: which is the set?). A key in which any object repeats a member name is
+/// unusable (it can be read two ways) and skipped like any other.
 pub(crate) fn parse_jwks(body: &[u8]) -> Result<(KeyMap, usize), serde_json::Error> {
-    let jwks: Jwks = serde_json::from_slice(body)?;
+    let jwks: Jwks<'_> = from_slice_unique(body)?;
     let mut keys = KeyMap::new();
     let mut duplicated: Vec<Box<str>> = Vec::new();
     let mut skipped = 0;
-    for jwk in &jwks.keys {
-        match parse_jwk(jwk) {
+    for raw in jwks.keys {
+        let parsed = value_from_str(raw.get(), Names::Exact)
+            .map_err(|_| "a member name is repeated")
+            .and_then(|jwk| parse_jwk(&jwk));
+        match parsed {
             Ok(k) => {
                 if keys.contains_key(&k.kid) || duplicated.contains(&k.kid) {
                     // Two keys under one kid are ambiguous: use neither.
@@ -228,6 +239,51 @@ mod tests {
         for other in ["RS384", "RS512"] {
             jwk["alg"] = other.into();
             assert!(!verify(&jwk), "a good RS256 signature by a key bound to {other}");
+        }
+    }
+
+    #[test]
+    fn a_key_with_a_repeated_member_is_skipped_the_rest_load() {
+        let (mut jwk, _) = rs256_vector();
+        jwk["kid"] = "good".into();
+        let good = jwk.to_string();
+        let mut other = jwk.clone();
+        other["kid"] = "twice".into();
+        let other = other.to_string();
+        // The unambiguous twin: both keys load.
+        let (keys, skipped) = parse_jwks(format!(r#"{{"keys":[{good},{other}]}}"#).as_bytes()).unwrap();
+        assert!(keys.contains_key("good") && keys.contains_key("twice"));
+        assert_eq!(skipped, 0);
+        // The same key with a member repeated (same value, another value, a nested repeat):
+        // skipped, the other key still loads.
+        for (from, to) in [
+            (r#""kid":"twice""#, r#""kid":"twice","kid":"twice""#),
+            (r#""kid":"twice""#, r#""kid":"twice","kid":"good""#),
+            (r#""kty":"RSA""#, r#""kty":"RSA","kty":"EC""#),
+            (r#""alg":"RS256""#, r#""alg":"RS256","alg":"RS512""#),
+            (r#""kid":"twice""#, r#""kid":"twice","x":{"a":1,"a":2}"#),
+        ] {
+            let bad = other.replacen(from, to, 1);
+            assert_ne!(bad, other, "{from}");
+            let (keys, skipped) = parse_jwks(format!(r#"{{"keys":[{good},{bad}]}}"#).as_bytes()).unwrap();
+            assert!(keys.contains_key("good"), "{to}");
+            assert!(!keys.contains_key("twice"), "{to}");
+            assert_eq!(skipped, 1, "{to}");
+        }
+    }
+
+    #[test]
+    fn a_jwks_with_a_repeated_top_level_member_is_refused() {
+        let (mut jwk, _) = rs256_vector();
+        jwk["kid"] = "k".into();
+        let k = jwk.to_string();
+        assert_eq!(parse_jwks(format!(r#"{{"keys":[{k}],"other":1}}"#).as_bytes()).unwrap().0.len(), 1);
+        for bad in [
+            format!(r#"{{"keys":[{k}],"keys":[]}}"#),
+            format!(r#"{{"keys":[],"keys":[{k}]}}"#),
+            format!(r#"{{"keys":[{k}],"other":1,"other":2}}"#),
+        ] {
+            assert!(parse_jwks(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 

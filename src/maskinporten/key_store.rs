@@ -351,7 +351,8 @@ impl KeyStore {
                     return Ok((*u).clone());
                 }
                 let (body, _) = self.get_bounded(meta).await?;
-                let doc: Metadata = serde_json::from_slice(&body).map_err(|e| FetchError::Json(e.to_string()))?;
+                // A member repeated (two `issuer`s, two `jwks_uri`s) is refused: no reading of it is safe.
+                let doc: Metadata = crate::strict_json::from_slice_unique(&body).map_err(|e| FetchError::Json(e.to_string()))?;
                 if doc.issuer != self.inner.issuer {
                     return Err(FetchError::Metadata("issuer does not match the configured issuer"));
                 }

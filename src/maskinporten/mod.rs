@@ -15,12 +15,12 @@
 //! | `key_store.rs` | [`KeyStore`]: where keys are fetched: discovery, JWKS cache, refresh, backoff |
 //! | `jwk.rs` | JWK and JWKS parsing: which published keys are usable, and verifying with one |
 //! | `token.rs` | [`MaskinportenToken`] and the claims it is parsed from |
-//! | `strict_json.rs` | JSON objects with a repeated member name refused (token header and claims) |
 //! | `cache.rs` | where tokens are cached: the verified-token cache |
 //!
 //! The files import each other in one direction only: `layer` → `service` → `cache` →
-//! `validate` → `jwk` → `algorithm`; `key_store` needs only `jwk`, `validate` also `token` and
-//! `strict_json`, and those two need none of the others.
+//! `validate` → `jwk` → `algorithm`; `key_store` needs only `jwk`, `validate` also `token`, which
+//! needs none of the others. Token headers and claims, JWKS and RFC 8414 metadata are read with
+//! the crate's strict JSON (`src/strict_json.rs`: repeated member names refused).
 //!
 //! # Example
 //!
@@ -61,7 +61,6 @@ mod jwk;
 mod key_store;
 mod layer;
 mod service;
-mod strict_json;
 mod token;
 mod validate;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use crate::org::{OrgNumber, Organisation};
 use crate::reject::RejectionKind;
+use crate::strict_json::from_str_unique;
 use serde::Deserialize;
 use serde::de::{SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -107,12 +108,13 @@ impl MaskinportenToken {
     }
 }
 
+/// A time from a token's seconds. Validation keeps them within `0..=`year 9999; anything else
+/// (never reached) reads as the epoch, i.e. long past, rather than overflowing.
 fn unix(secs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs as u64)
-    } else {
-        UNIX_EPOCH
-    }
+    u64::try_from(secs)
+        .ok()
+        .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 impl fmt::Debug for MaskinportenToken {
@@ -323,6 +325,7 @@ pub(crate) fn parse_system_user(raw: Option<&RawValue>) -> Result<Option<SystemU
     };
     let mut found = None;
     for entry in entries {
+        // Two `type`s are refused by the derive (a repeated known field).
         let t: DetailType<'_> = serde_json::from_str(entry.get()).map_err(|_| RejectionKind::InvalidClaims)?;
         if t.ty.as_deref() != Some(SYSTEM_USER_TYPE) {
             continue;
@@ -330,7 +333,8 @@ pub(crate) fn parse_system_user(raw: Option<&RawValue>) -> Result<Option<SystemU
         if found.is_some() {
             return Err(RejectionKind::InvalidSystemUser);
         }
-        let su: RawSystemUser = serde_json::from_str(entry.get()).map_err(|_| RejectionKind::InvalidSystemUser)?;
+        // The system-user entry has distinct member names, known or not.
+        let su: RawSystemUser = from_str_unique(entry.get()).map_err(|_| RejectionKind::InvalidSystemUser)?;
         found = Some(su.into_claim().ok_or(RejectionKind::InvalidSystemUser)?);
     }
     Ok(found)
@@ -431,6 +435,21 @@ mod tests {
         for b in bad {
             assert_eq!(su(b), Err(RejectionKind::InvalidSystemUser), "{b}");
         }
+        // A member repeated in an entry: the entry can be read two ways.
+        let one = r#"{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x"}"#;
+        assert!(su(one).unwrap().is_some(), "the unambiguous twin");
+        assert_eq!(
+            su(&one.replacen(r#""system_id":"x""#, r#""system_id":"x","note":1,"note":2"#, 1)),
+            Err(RejectionKind::InvalidSystemUser)
+        );
+        assert_eq!(
+            su(&one.replacen(
+                r#""type":"urn:altinn:systemuser""#,
+                r#""type":"urn:altinn:consent","type":"urn:altinn:systemuser""#,
+                1
+            )),
+            Err(RejectionKind::InvalidClaims)
+        );
         let two = r#"[{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x"},{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x"}]"#;
         assert_eq!(su(two), Err(RejectionKind::InvalidSystemUser));
     }

@@ -5,12 +5,17 @@
 //! comes from our allow-list, never from the token alone: the header's `alg` must be in it, and
 //! the key's own `alg` (if the JWK names one) must agree; the key checks that itself
 //! ([`VerifyingKey::verify`]).
+//!
+//! Times are compared with saturating arithmetic (`exp` plus the leeway); a token whose `exp`,
+//! `iat` or `nbf` lies outside `0..=`[`MAX_NUMERIC_DATE`] (year 9999) and is not already expired
+//! or not yet valid by it is refused as `invalid-claims`, and its lifetime (`exp - iat`) is a
+//! checked subtraction, so no number in a token can overflow or wrap.
 
 use super::algorithm::Algorithm;
 use super::jwk::VerifyingKey;
-use super::strict_json::from_str_unique;
 use super::token::{self, MaskinportenToken, RawClaims, TokenData};
 use crate::reject::RejectionKind;
+use crate::strict_json::from_str_unique;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -186,11 +191,24 @@ impl Validator {
         {
             return Err(RejectionKind::TokenNotYetValid);
         }
+        // Times that cannot be evaluated (before the epoch, past year 9999) are refused here,
+        // after the expiry checks: a token with an `exp` in the past is expired, whatever else.
+        let nbf = c.nbf.as_ref().map(|n| n.0);
+        if [Some(exp), Some(iat), nbf]
+            .into_iter()
+            .flatten()
+            .any(|t| !(0..=MAX_NUMERIC_DATE).contains(&t))
+        {
+            return Err(RejectionKind::InvalidClaims);
+        }
         if exp < iat {
             return Err(RejectionKind::InvalidClaims);
         }
+        // Checked although the range above keeps it from overflowing: `exp - iat` on token
+        // numbers must never wrap into a small lifetime.
+        let lifetime = exp.checked_sub(iat).ok_or(RejectionKind::InvalidClaims)?;
         if let Some(max) = self.max_lifetime_secs
-            && exp - iat > max
+            && lifetime > max
         {
             return Err(RejectionKind::TokenLifetimeTooLong);
         }
@@ -245,9 +263,17 @@ pub(crate) fn check_signature(t: &Unverified<'_>, key: &VerifyingKey) -> Result<
     Ok(())
 }
 
+/// The latest time a token's `exp`, `iat` or `nbf` may name: 9999-12-31T23:59:59Z. Times
+/// outside `0..=MAX_NUMERIC_DATE` cannot be evaluated and make the token `invalid-claims`
+/// (unless it is already `token-expired` or `token-not-yet-valid` by them), so that every
+/// later computation on them (`exp - iat`, a `SystemTime` from `exp`) stays in range.
+pub(crate) const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
 /// Seconds since the epoch, now.
 pub(crate) fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -336,5 +362,83 @@ pub(crate) mod tests {
         ] {
             assert_eq!(v.parse(&bad).err(), Some(RejectionKind::MalformedToken), "{bad}");
         }
+    }
+
+    /// `check_claims` on a payload with these times, as of `now`.
+    fn claims(v: &Validator, exp: &str, iat: &str, nbf: Option<&str>, now: i64) -> Result<(), RejectionKind> {
+        let nbf = nbf.map(|n| format!(r#","nbf":{n}"#)).unwrap_or_default();
+        let payload = format!(r#"{{"iss":"https://test.maskinporten.no/","exp":{exp},"iat":{iat}{nbf}}}"#);
+        v.check_claims(&payload, now).map(|_| ())
+    }
+
+    #[test]
+    fn token_numbers_that_would_overflow_are_refused() {
+        const NOW: i64 = 1_700_000_000;
+        let mut v = v();
+        v.max_lifetime_secs = Some(120);
+        // `exp - iat` would overflow: a debug build panicked here, a release build wrapped to a
+        // negative lifetime that passed the maximum.
+        assert_eq!(
+            claims(&v, &i64::MAX.to_string(), "-1", None, NOW),
+            Err(RejectionKind::InvalidClaims)
+        );
+        assert_eq!(
+            claims(&v, &i64::MAX.to_string(), &i64::MIN.to_string(), None, NOW),
+            Err(RejectionKind::InvalidClaims)
+        );
+        // Without a maximum lifetime the same times are still refused: they cannot be evaluated.
+        v.max_lifetime_secs = None;
+        assert_eq!(
+            claims(&v, &i64::MAX.to_string(), "-1", None, NOW),
+            Err(RejectionKind::InvalidClaims)
+        );
+        assert_eq!(
+            claims(&v, &i64::MAX.to_string(), &NOW.to_string(), None, NOW),
+            Err(RejectionKind::InvalidClaims)
+        );
+        assert_eq!(claims(&v, "1e14", &NOW.to_string(), None, NOW), Err(RejectionKind::InvalidClaims));
+        assert_eq!(
+            claims(&v, &(NOW + 60).to_string(), "-1", None, NOW),
+            Err(RejectionKind::InvalidClaims)
+        );
+        assert_eq!(
+            claims(&v, &(NOW + 60).to_string(), &NOW.to_string(), Some("-5"), NOW),
+            Err(RejectionKind::InvalidClaims)
+        );
+        // Times already past or still ahead keep their own refusals.
+        assert_eq!(
+            claims(&v, &i64::MIN.to_string(), &i64::MIN.to_string(), None, NOW),
+            Err(RejectionKind::TokenExpired)
+        );
+        assert_eq!(claims(&v, "-1", "-100", None, NOW), Err(RejectionKind::TokenExpired));
+        assert_eq!(
+            claims(&v, &i64::MAX.to_string(), &i64::MAX.to_string(), None, NOW),
+            Err(RejectionKind::TokenNotYetValid)
+        );
+        assert_eq!(
+            claims(&v, &(NOW + 60).to_string(), &NOW.to_string(), Some(&i64::MAX.to_string()), NOW),
+            Err(RejectionKind::TokenNotYetValid)
+        );
+        // A clock at the far end does not overflow the leeway either.
+        assert_eq!(
+            claims(&v, &i64::MAX.to_string(), "0", None, i64::MAX),
+            Err(RejectionKind::TokenExpired)
+        );
+        // The unambiguous twins pass, up to the last second of year 9999.
+        assert_eq!(
+            claims(&v, &(NOW + 60).to_string(), &NOW.to_string(), Some(&NOW.to_string()), NOW),
+            Ok(())
+        );
+        assert_eq!(claims(&v, &MAX_NUMERIC_DATE.to_string(), "0", None, NOW), Ok(()));
+        v.max_lifetime_secs = Some(120);
+        assert_eq!(claims(&v, &(NOW + 60).to_string(), &(NOW - 60).to_string(), None, NOW), Ok(()));
+        assert_eq!(
+            claims(&v, &(NOW + 61).to_string(), &(NOW - 60).to_string(), None, NOW),
+            Err(RejectionKind::TokenLifetimeTooLong)
+        );
+        assert_eq!(
+            claims(&v, &MAX_NUMERIC_DATE.to_string(), "0", None, NOW),
+            Err(RejectionKind::TokenLifetimeTooLong)
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! | `Deny`, `NotApplicable`, `Indeterminate` | the same |
 //! | any other decision (`"permit"`, `"Invalid"`, a number) | `Indeterminate` |
 //! | no decision at all | malformed response ([`PdpErrorKind::Malformed`](super::PdpErrorKind)) |
+//! | any member name repeated, at any level (also under another casing) | malformed response |
 //!
 //! The one obligation understood is Altinn's minimum authentication level: every attribute
 //! assignment has category `urn:altinn:minimum-authenticationlevel` or
@@ -190,5 +191,7 @@ pub(crate) fn multi(results: &[Value], keys: &[DecisionKey]) -> Result<Vec<Decis
         .collect()
 }
 
+#[cfg(test)]
+mod ambiguous_tests;
 #[cfg(test)]
 mod tests;

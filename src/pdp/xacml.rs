@@ -4,6 +4,13 @@
 //! Responses are read as a [`serde_json::Value`] and walked with case-insensitive member lookup,
 //! because the live PDP writes camelCase (with `null` members), its test data and docs PascalCase,
 //! and some files mix both.
+//!
+//! An answer that can be read two ways is malformed: every object in it, at every level (the
+//! top, each result, its status and status codes, obligations and advice, attribute
+//! assignments, categories and attributes), must have distinct member names, where names that
+//! differ only in ASCII case (`decision`, `Decision`) count as the same name, because they are
+//! read as one. It is checked while the answer is parsed (`crate::strict_json`), before anything
+//! in it is looked at.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -15,6 +22,7 @@ use uuid::Uuid;
 use super::PdpError;
 use super::request::{Action, DecisionKey, ResourceId};
 use crate::org::{OrgNumber, Party, PersonId};
+use crate::strict_json::{Names, value_from_slice};
 
 /// The subject attribute for a system user.
 pub(crate) const SYSTEMUSER_UUID: &str = "urn:altinn:systemuser:uuid";
@@ -207,6 +215,7 @@ impl<'a> RequestBody<'a> {
 ///
 /// Two members whose names differ only in case are ambiguous: that is an error, so a
 /// response cannot say `"decision": "Deny"` and `"Decision": "Permit"` and be read either way.
+/// ([`parse_response`] already refuses such an answer; this keeps the rule for any value.)
 pub(crate) fn member<'v>(value: &'v Value, name: &str) -> Result<Option<&'v Value>, PdpError> {
     let Some(obj) = value.as_object() else { return Ok(None) };
     let mut found = None;
@@ -223,10 +232,17 @@ pub(crate) fn member<'v>(value: &'v Value, name: &str) -> Result<Option<&'v Valu
 
 /// Parses a PDP response body into its results (the `response` array).
 ///
-/// Anything but an object whose `response` member is an array is malformed. The results are not
-/// checked here; see `decision::evaluate`.
+/// Anything but an object whose `response` member is an array is malformed, and so is a body in
+/// which any object repeats a member name (ignoring ASCII case). The results are not checked
+/// here; see `decision::evaluate`.
 pub(crate) fn parse_response(body: &[u8]) -> Result<Vec<Value>, PdpError> {
-    let root: Value = serde_json::from_slice(body).map_err(|_| PdpError::malformed("not JSON"))?;
+    let root = value_from_slice(body, Names::IgnoreAsciiCase).map_err(|e| {
+        if e.is_data() {
+            PdpError::malformed("a member name is repeated")
+        } else {
+            PdpError::malformed("not JSON")
+        }
+    })?;
     let Value::Object(root) = root else {
         return Err(PdpError::malformed("not a JSON object"));
     };
@@ -472,6 +488,30 @@ mod tests {
             b"",
         ] {
             assert!(parse_response(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn repeated_member_names_anywhere_are_malformed() {
+        let malformed = |body: &str| parse_response(body.as_bytes()).unwrap_err().kind() == super::super::PdpErrorKind::Malformed;
+        for bad in [
+            r#"{"response":[{"decision":"Deny","decision":"Permit"}]}"#,
+            r#"{"response":[{"decision":"Deny","Decision":"Permit"}]}"#,
+            r#"{"response":[{"decision":"Deny"}],"response":[{"decision":"Permit"}]}"#,
+            r#"{"Response":[{"decision":"Deny"}],"response":[]}"#,
+            r#"{"response":[{"decision":"Permit","obligations":[{"id":"x"}],"obligations":[]}]}"#,
+            r#"{"response":[{"decision":"Permit","category":[{"attribute":[{"value":"a","VALUE":"b"}]}]}]}"#,
+        ] {
+            assert!(malformed(bad), "{bad}");
+        }
+        // The unambiguous twins parse.
+        for good in [
+            r#"{"response":[{"decision":"Deny"}]}"#,
+            r#"{"response":[{"decision":"Permit","obligations":[]}]}"#,
+            r#"{"response":[{"decision":"Permit","category":[{"attribute":[{"value":"a","valueX":"b"}]}]}]}"#,
+            r#"{"response":[{"decision":"Deny"},{"decision":"Permit"}]}"#,
+        ] {
+            assert!(parse_response(good.as_bytes()).is_ok(), "{good}");
         }
     }
 

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod ambiguous;
 mod api;
 mod cache;
 mod decide_many;

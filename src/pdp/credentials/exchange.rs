@@ -16,6 +16,9 @@ use crate::pdp::{PdpError, PdpErrorKind};
 
 /// Assumed lifetime of an Altinn token whose `exp` cannot be read.
 const ALTINN_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// The longest an Altinn token is kept, whatever its `exp` says (Altinn issues them for about
+/// 30 minutes): a later or absurd `exp` only means an earlier renewal, never an overflow.
+pub(super) const MAX_ALTINN_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
 /// Why an exchange failed.
 pub(super) enum ExchangeError {
@@ -76,7 +79,7 @@ async fn exchange_unbounded(
     let token = parse_exchanged_token(&body).ok_or(ExchangeError::Other(PdpError::credentials(
         "the Altinn token exchange response is malformed",
     )))?;
-    let expires_at = jwt_exp(&token).unwrap_or(now + ALTINN_TOKEN_LIFETIME);
+    let expires_at = token_expiry(&token, now);
     tracing::debug!("got an Altinn token");
     Ok(AltinnToken::new(token, expires_at))
 }
@@ -95,6 +98,16 @@ fn parse_exchanged_token(body: &[u8]) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='));
     looks_like_jwt.then_some(token)
+}
+
+/// Until when the Altinn token from `now` is kept: its `exp`, or 30 minutes when that cannot be
+/// read, and at most [`MAX_ALTINN_TOKEN_LIFETIME`] from now.
+fn token_expiry(token: &str, now: SystemTime) -> SystemTime {
+    let latest = now.checked_add(MAX_ALTINN_TOKEN_LIFETIME).unwrap_or(now);
+    match jwt_exp(token) {
+        Some(exp) => exp.min(latest),
+        None => now.checked_add(ALTINN_TOKEN_LIFETIME).unwrap_or(now),
+    }
 }
 
 /// The `exp` of a JWT, read without checking the signature (we are its client, not its judge).
@@ -133,5 +146,22 @@ mod tests {
         assert_eq!(jwt_exp("a.b.c"), None);
         let no_exp = format!("x.{}.y", URL_SAFE_NO_PAD.encode(br#"{"iat": 1}"#));
         assert_eq!(jwt_exp(&no_exp), None);
+    }
+
+    #[test]
+    fn the_kept_lifetime_is_capped() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let with_exp = |exp: &str| format!("x.{}.y", URL_SAFE_NO_PAD.encode(format!(r#"{{"exp": {exp}}}"#)));
+        // An `exp` in ten minutes is kept as it is.
+        assert_eq!(token_expiry(&with_exp("1700000600"), now), now + Duration::from_secs(600));
+        // Far or absurd ones are capped (the largest would have been kept for 584 billion years).
+        for far in ["1700003601", "253402300799", "9223372036854775807"] {
+            assert_eq!(token_expiry(&with_exp(far), now), now + MAX_ALTINN_TOKEN_LIFETIME, "{far}");
+        }
+        // Unreadable (not a whole number of seconds, or past what the clock can hold): the
+        // assumed 30 minutes.
+        for bad in ["-1", "1e30", "\"soon\"", "18446744073709551616", "18446744073709551615"] {
+            assert_eq!(token_expiry(&with_exp(bad), now), now + ALTINN_TOKEN_LIFETIME, "{bad}");
+        }
     }
 }

@@ -24,6 +24,10 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
 /// Assumed lifetime of a Maskinporten token without `expires_in`.
 const MASKINPORTEN_TOKEN_LIFETIME: Duration = Duration::from_secs(120);
+/// The longest a Maskinporten access token is kept, whatever its `expires_in` says (Maskinporten
+/// issues them for about two minutes): a larger or absurd `expires_in` only means an earlier
+/// renewal, never an overflow.
+pub(super) const MAX_MASKINPORTEN_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
 /// A Maskinporten access token, as the grant returns it: only good for the token exchange,
 /// never a bearer for the PDP. `Debug` never shows the token.
@@ -205,11 +209,11 @@ impl MaskinportenCredentials {
             Some(header) if !parsed.access_token.is_empty() => header,
             _ => return Err(PdpError::credentials("the Maskinporten token response is malformed")),
         };
-        let lifetime = parsed.expires_in.map_or(MASKINPORTEN_TOKEN_LIFETIME, Duration::from_secs);
+        let (lifetime, expires_at) = token_expiry(now, parsed.expires_in);
         tracing::debug!(expires_in = lifetime.as_secs(), "got a Maskinporten token");
         Ok(MaskinportenAccessToken {
             bearer: header,
-            expires_at: now + lifetime,
+            expires_at,
         })
     }
 }
@@ -423,9 +427,41 @@ fn oauth_error_code(body: &[u8]) -> &'static str {
     }
 }
 
+/// How long a Maskinporten token from `now` is kept, and until when: its `expires_in` (or two
+/// minutes without one), at most [`MAX_MASKINPORTEN_TOKEN_LIFETIME`]. No `expires_in` can
+/// overflow the clock.
+fn token_expiry(now: SystemTime, expires_in: Option<u64>) -> (Duration, SystemTime) {
+    let lifetime = expires_in
+        .map_or(MASKINPORTEN_TOKEN_LIFETIME, Duration::from_secs)
+        .min(MAX_MASKINPORTEN_TOKEN_LIFETIME);
+    (lifetime, now.checked_add(lifetime).unwrap_or(now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_expires_in_is_capped_not_overflowed() {
+        let now = SystemTime::now();
+        // `now + Duration::from_secs(u64::MAX)` panicked ("overflow when adding duration").
+        for absurd in [u64::MAX, i64::MAX as u64, u64::MAX / 2, 10_000_000_000] {
+            assert_eq!(
+                token_expiry(now, Some(absurd)),
+                (MAX_MASKINPORTEN_TOKEN_LIFETIME, now + MAX_MASKINPORTEN_TOKEN_LIFETIME),
+                "{absurd}"
+            );
+        }
+        assert_eq!(token_expiry(now, Some(3601)).0, MAX_MASKINPORTEN_TOKEN_LIFETIME);
+        // Ordinary values are kept as they are.
+        assert_eq!(
+            token_expiry(now, Some(120)),
+            (Duration::from_secs(120), now + Duration::from_secs(120))
+        );
+        assert_eq!(token_expiry(now, Some(3600)).0, Duration::from_secs(3600));
+        assert_eq!(token_expiry(now, Some(0)), (Duration::ZERO, now));
+        assert_eq!(token_expiry(now, None).0, MASKINPORTEN_TOKEN_LIFETIME);
+    }
 
     #[test]
     fn oauth_error_codes_are_sanitised() {

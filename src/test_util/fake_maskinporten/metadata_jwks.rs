@@ -11,12 +11,15 @@ use std::sync::atomic::Ordering;
 
 pub(super) async fn metadata(State(st): State<Arc<MpState>>) -> Response {
     st.metadata_requests.fetch_add(1, Ordering::SeqCst);
-    let (mode, issuer) = {
+    let (mode, issuer, body) = {
         let c = lock(&st.config);
-        (c.metadata_mode.clone(), c.metadata_issuer.clone())
+        (c.metadata_mode.clone(), c.metadata_issuer.clone(), c.metadata_body.clone())
     };
     if let Some(res) = server::fault(&mode, &st.shutdown).await {
         return res;
+    }
+    if let Some(body) = body {
+        return server::raw(200, "application/json", body);
     }
     let doc = json!({
         "issuer": issuer.unwrap_or_else(|| st.issuer.clone()),
@@ -36,13 +39,30 @@ pub(super) async fn metadata(State(st): State<Arc<MpState>>) -> Response {
 
 pub(super) async fn jwks(State(st): State<Arc<MpState>>) -> Response {
     st.jwks_requests.fetch_add(1, Ordering::SeqCst);
-    let (mode, cache_control, jwk_alg) = {
+    let (mode, cache_control, jwk_alg, body) = {
         let c = lock(&st.config);
-        (c.jwks_mode.clone(), c.jwks_cache_control.clone(), c.jwk_alg.clone())
+        (
+            c.jwks_mode.clone(),
+            c.jwks_cache_control.clone(),
+            c.jwk_alg.clone(),
+            c.jwks_body.clone(),
+        )
     };
     if let Some(res) = server::fault(&mode, &st.shutdown).await {
         return res;
     }
+    let mut res = match body {
+        Some(body) => server::raw(200, "application/json", body),
+        None => generated_jwks(&st, &mode, jwk_alg.as_ref()),
+    };
+    if let Some(v) = cache_control.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        res.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    res
+}
+
+/// The published keys (and extras) as the JWKS, shaped by `mode`.
+fn generated_jwks(st: &MpState, mode: &EndpointMode, jwk_alg: Option<&String>) -> Response {
     let set = {
         let keys = lock(&st.keys);
         let mut list: Vec<Value> = keys
@@ -51,7 +71,7 @@ pub(super) async fn jwks(State(st): State<Arc<MpState>>) -> Response {
             .map(|k| {
                 let mut jwk = k.public_jwk();
                 if let Some(obj) = jwk.as_object_mut() {
-                    match &jwk_alg {
+                    match jwk_alg {
                         Some(alg) => obj.insert("alg".into(), json!(alg)),
                         None => obj.remove("alg"),
                     };
@@ -62,13 +82,9 @@ pub(super) async fn jwks(State(st): State<Arc<MpState>>) -> Response {
         list.extend(keys.extra.iter().cloned());
         json!({ "keys": list })
     };
-    let mut res = match mode {
+    match mode {
         EndpointMode::Empty => server::json(200, &json!({ "keys": [] })),
         EndpointMode::Oversized => server::json(200, &server::pad(set)),
         _ => server::json(200, &set),
-    };
-    if let Some(v) = cache_control.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        res.headers_mut().insert(header::CACHE_CONTROL, v);
     }
-    res
 }

@@ -100,7 +100,7 @@ impl MpState {
         claims.insert("iss".into(), json!(self.issuer));
         claims.insert("client_amr".into(), json!("private_key_jwt"));
         claims.insert("token_type".into(), json!("Bearer"));
-        claims.insert("exp".into(), json!(iat + lifetime));
+        claims.insert("exp".into(), json!(iat.saturating_add(lifetime)));
         claims.insert("iat".into(), json!(iat));
         claims.insert("client_id".into(), json!(client.client_id));
         claims.insert("jti".into(), json!(random_jti()));

@@ -139,6 +139,10 @@ struct Config {
     metadata_issuer: Option<String>,
     access_token_lifetime: Duration,
     jwk_alg: Option<String>,
+    /// Served instead of the generated metadata, as written.
+    metadata_body: Option<String>,
+    /// Served instead of the generated JWKS, as written.
+    jwks_body: Option<String>,
 }
 
 impl FakeMaskinporten {
@@ -174,6 +178,8 @@ impl FakeMaskinporten {
                 metadata_issuer: None,
                 access_token_lifetime: Duration::from_secs(120),
                 jwk_alg: Some("RS256".into()),
+                metadata_body: None,
+                jwks_body: None,
             }),
             clients: Mutex::new(Vec::new()),
             seen_jti: Mutex::new(HashSet::new()),
@@ -275,6 +281,23 @@ impl FakeMaskinporten {
         lock(&self.st().keys).extra = keys;
     }
 
+    /// Serves `body` as the JWKS (`200`, `application/json`, with the
+    /// [`Cache-Control`](Self::set_jwks_cache_control) header) exactly as written, instead of
+    /// the published keys: for documents a JSON value cannot hold, such as a member name
+    /// repeated. The [mode](Self::set_jwks_mode) still applies first (its faults, delays and
+    /// hangs); `None` restores the generated JWKS.
+    pub fn set_jwks_body(&self, body: Option<String>) {
+        lock(&self.st().config).jwks_body = body;
+    }
+
+    /// Serves `body` as the RFC 8414 metadata (`200`, `application/json`) exactly as written,
+    /// instead of the generated document: for documents a JSON value cannot hold, such as a
+    /// member name repeated. The [mode](Self::set_metadata_mode) still applies first; `None`
+    /// restores the generated metadata.
+    pub fn set_metadata_body(&self, body: Option<String>) {
+        lock(&self.st().config).metadata_body = body;
+    }
+
     /// How the JWKS endpoint answers.
     pub fn set_jwks_mode(&self, mode: EndpointMode) {
         lock(&self.st().config).jwks_mode = mode;
@@ -319,7 +342,9 @@ impl FakeMaskinporten {
     }
 
     /// Lifetime (`exp - iat` and `expires_in`) of access tokens from the token endpoint; 120 s by
-    /// default.
+    /// default. `expires_in` is the whole seconds as they are (`Duration::MAX` sends
+    /// `18446744073709551615`, to test clients against absurd values); `exp` saturates at
+    /// `i64::MAX`.
     pub fn set_access_token_lifetime(&self, d: Duration) {
         lock(&self.st().config).access_token_lifetime = d;
     }

@@ -173,7 +173,9 @@ fn check_assertion(st: &MpState, d: &Decoded<'_>) -> Result<Value, GrantError> {
     if !lock(&st.seen_jti).insert(jti.to_owned()) {
         return Err(grant_error("invalid_grant", "jti has been used before"));
     }
-    let lifetime = i64::try_from(lock(&st.config).access_token_lifetime.as_secs()).unwrap_or(i64::MAX / 2);
-    let access_token = st.sign_access_token(&client, scope, lifetime);
-    Ok(json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope }))
+    // `expires_in` is the configured lifetime as is (up to u64::MAX seconds, for clients that
+    // must survive absurd values); the token's `exp` saturates.
+    let expires_in = lock(&st.config).access_token_lifetime.as_secs();
+    let access_token = st.sign_access_token(&client, scope, i64::try_from(expires_in).unwrap_or(i64::MAX));
+    Ok(json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": expires_in, "scope": scope }))
 }
