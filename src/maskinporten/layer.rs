@@ -308,6 +308,26 @@ impl MaskinportenLayerBuilder {
         if self.leeway > Duration::from_secs(60) {
             return Err(ConfigError::new("leeway", "at most 60 s"));
         }
+        // Upper bounds, so that no deadline computed from them (now + TTL + stale) can overflow.
+        const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+        const HOUR: Duration = Duration::from_secs(3600);
+        let bounded = [
+            ("jwks_ttl", self.keys.default_ttl, WEEK, "at most 7 days"),
+            ("jwks_ttl_bounds", self.keys.max_ttl, WEEK, "the maximum is at most 7 days"),
+            ("jwks_max_stale", self.keys.max_stale, WEEK, "at most 7 days"),
+            ("jwks_retry_backoff", self.keys.max_backoff, HOUR, "the maximum is at most 1 hour"),
+            ("jwks_timeouts", self.keys.fetch_timeout, HOUR, "at most 1 hour"),
+            (
+                "unknown_kid_refetch_interval",
+                self.keys.unknown_kid_interval,
+                HOUR,
+                "at most 1 hour",
+            ),
+            ("max_token_lifetime", self.max_lifetime.unwrap_or_default(), WEEK, "at most 7 days"),
+        ];
+        if let Some((field, _, _, reason)) = bounded.into_iter().find(|(_, value, max, _)| value > max) {
+            return Err(ConfigError::new(field, reason));
+        }
         if self.algorithms.is_empty() {
             return Err(ConfigError::new("algorithms", "at least one algorithm is required"));
         }
@@ -412,6 +432,14 @@ mod tests {
             (ConfigErrorKind::Invalid, "jwks_timeouts")
         );
         assert_eq!(err(ok().jwks_uri("ftp://127.0.0.1/jwks")), (ConfigErrorKind::Invalid, "jwks_uri"));
+        let forever = Duration::MAX;
+        assert_eq!(err(ok().jwks_ttl(forever)).1, "jwks_ttl");
+        assert_eq!(err(ok().jwks_ttl_bounds(s1, forever)).1, "jwks_ttl_bounds");
+        assert_eq!(err(ok().jwks_max_stale(forever)).1, "jwks_max_stale");
+        assert_eq!(err(ok().jwks_retry_backoff(s1, forever)).1, "jwks_retry_backoff");
+        assert_eq!(err(ok().jwks_timeouts(s1, forever)).1, "jwks_timeouts");
+        assert_eq!(err(ok().unknown_kid_refetch_interval(forever)).1, "unknown_kid_refetch_interval");
+        assert_eq!(err(ok().max_token_lifetime(forever)).1, "max_token_lifetime");
         let other = MaskinportenLayer::builder()
             .issuer("http://127.0.0.1:8/")
             .allow_any_scope()

@@ -88,6 +88,8 @@ use xacml::RequestBody;
 
 const SUBSCRIPTION_KEY: HeaderName = HeaderName::from_static("ocp-apim-subscription-key");
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest time budget accepted (deadlines are computed from it).
+const MAX_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
 const DEFAULT_PERMIT_TTL: Duration = Duration::from_secs(30);
 const DEFAULT_DENY_TTL: Duration = Duration::from_secs(5);
@@ -365,7 +367,7 @@ impl AltinnPdpBuilder {
 
     /// The total time budget of one decision, including getting a token and the one retry.
     /// Default 5 s. A PDP call or token refresh shared by several callers is abandoned one
-    /// budget after it started.
+    /// budget after it started. At most 5 minutes.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -425,8 +427,8 @@ impl AltinnPdpBuilder {
                 Some(v)
             }
         };
-        if self.timeout.is_zero() {
-            return Err(ConfigError::new("timeout", "must be more than zero"));
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(ConfigError::new("timeout", "more than zero and at most 5 minutes"));
         }
         if self.max_response_bytes == 0 {
             return Err(ConfigError::new("max_response_bytes", "must be more than zero"));

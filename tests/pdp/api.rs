@@ -29,6 +29,7 @@ fn the_builder_checks_everything_once() {
     assert_eq!(field(ok().subscription_key("")), "subscription_key");
     assert_eq!(field(ok().subscription_key("a\nb")), "subscription_key");
     assert_eq!(field(ok().timeout(Duration::ZERO)), "timeout");
+    assert_eq!(field(ok().timeout(Duration::MAX)), "timeout");
     assert_eq!(field(ok().max_response_bytes(0)), "max_response_bytes");
     assert_eq!(field(ok().permit_ttl(Duration::from_secs(241))), "permit_ttl");
     assert_eq!(field(ok().deny_ttl(Duration::from_secs(241))), "deny_ttl");
