@@ -255,8 +255,8 @@ rejection_kinds! {
         status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
         slug: "token-lifetime-too-long", title: "The token's lifetime is longer than allowed",
     }
-    /// A required claim is missing or has the wrong type, a claim is repeated, or `token_type`
-    /// is not `Bearer`.
+    /// A required claim is missing or has the wrong type, a claim is repeated, a time (`exp`,
+    /// `iat`, `nbf`) lies outside 1970–9999, or `token_type` is not `Bearer`.
     InvalidClaims {
         status: UNAUTHORIZED, challenge: InvalidToken, grpc: UNAUTHENTICATED,
         slug: "invalid-claims", title: "The token's claims are invalid",
