@@ -31,10 +31,11 @@
 //! | `Indeterminate` | 403 | | 7 `PERMISSION_DENIED` | `access-indeterminate` |
 //! | `ObligationNotMet` | 403 | | 7 `PERMISSION_DENIED` | `obligation-not-met` |
 //! | `PdpUnavailable` | 503 + `Retry-After` | | 14 `UNAVAILABLE` | `authorization-unavailable` |
+//! | `TooManyDecisions` | 429 + `Retry-After` | | 8 `RESOURCE_EXHAUSTED` | `too-many-decisions` |
 //!
 //! The gRPC code follows from the HTTP answer: a refused credential (401, or 400 with an RFC 6750
 //! challenge) is `UNAUTHENTICATED`, any other 400 `INVALID_ARGUMENT`, 403 `PERMISSION_DENIED`,
-//! 503 `UNAVAILABLE` and 500 `INTERNAL`. [`RejectionKind::ALL`] lists every kind.
+//! 429 `RESOURCE_EXHAUSTED`, 503 `UNAVAILABLE` and 500 `INTERNAL`. [`RejectionKind::ALL`] lists every kind.
 //!
 //! The body is `application/problem+json` with `type`, `title` and `status`; the `type` is
 //! stable (`urn:altinn-systemuser:problem:<slug>`). Nothing from the token, the JWKS or the
@@ -123,6 +124,7 @@ use std::time::Duration;
 mod grpc {
     pub(super) const INVALID_ARGUMENT: u8 = 3;
     pub(super) const PERMISSION_DENIED: u8 = 7;
+    pub(super) const RESOURCE_EXHAUSTED: u8 = 8;
     pub(super) const INTERNAL: u8 = 13;
     pub(super) const UNAVAILABLE: u8 = 14;
     pub(super) const UNAUTHENTICATED: u8 = 16;
@@ -321,6 +323,13 @@ rejection_kinds! {
         status: SERVICE_UNAVAILABLE, challenge: None, grpc: UNAVAILABLE,
         slug: "authorization-unavailable", title: "Access cannot be decided right now",
     }
+    /// The system user has started too many new PDP questions for now (see
+    /// [`AltinnPdpBuilder::decision_rate_limit`](crate::pdp::AltinnPdpBuilder::decision_rate_limit));
+    /// try again after `Retry-After`.
+    TooManyDecisions {
+        status: TOO_MANY_REQUESTS, challenge: None, grpc: RESOURCE_EXHAUSTED,
+        slug: "too-many-decisions", title: "Too many new access decisions for this system user right now",
+    }
 }
 
 impl RejectionKind {
@@ -431,7 +440,7 @@ impl Rejection {
         self.kind
     }
 
-    /// For `503`s: when the client may try again.
+    /// For `503`s and `429`s: when the client may try again.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }

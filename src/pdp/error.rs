@@ -22,6 +22,11 @@ pub enum PdpErrorKind {
     TooLarge,
     /// No Altinn token could be had: the Maskinporten grant or the token exchange failed.
     Credentials,
+    /// Not asked: this system user has used up its share of new PDP questions for now (see
+    /// [`AltinnPdpBuilder::decision_rate_limit`](super::AltinnPdpBuilder::decision_rate_limit)).
+    /// [`PdpError::retry_after`] says when the next one may be asked. The system-user layer
+    /// answers `429` (`too-many-decisions`).
+    TooManyDecisions,
 }
 
 /// A decision could not be had from the Altinn PDP.
@@ -70,6 +75,19 @@ impl PdpError {
         Self::with_detail(PdpErrorKind::TooLarge, "response larger than the configured cap")
     }
 
+    /// A question not asked because its system user is over the limit; `retry_after` is the
+    /// time until it may be, `None` when it never may (more questions at once than the burst).
+    pub(crate) fn too_many_decisions(retry_after: Option<Duration>) -> Self {
+        PdpError {
+            kind: PdpErrorKind::TooManyDecisions,
+            retry_after,
+            detail: match retry_after {
+                Some(_) => "this system user asks too many new questions",
+                None => "more new questions at once than the burst allows",
+            },
+        }
+    }
+
     /// The same error with a `Retry-After` hint.
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
@@ -81,7 +99,8 @@ impl PdpError {
         self.kind
     }
 
-    /// How long the PDP asked us to wait (its `Retry-After`), if it said.
+    /// How long the PDP asked us to wait (its `Retry-After`), if it said; for
+    /// [`PdpErrorKind::TooManyDecisions`], the time until this system user may ask again.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -97,6 +116,7 @@ impl fmt::Display for PdpError {
             PdpErrorKind::Malformed => f.write_str("Altinn PDP response is malformed")?,
             PdpErrorKind::TooLarge => f.write_str("Altinn PDP response is too large")?,
             PdpErrorKind::Credentials => f.write_str("no Altinn token could be had")?,
+            PdpErrorKind::TooManyDecisions => f.write_str("Altinn PDP not asked: limit of new decisions reached")?,
         }
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;

@@ -25,6 +25,16 @@
 //!   deadline passes it is abandoned and the next caller starts afresh. So a PDP (or a token
 //!   endpoint) that keeps a connection open without answering holds a question for at most
 //!   one budget, however many identical questions keep arriving.
+//! - **Limited.** Each system user may start at most 20 new PDP questions a second, with a
+//!   burst of 100 ([`AltinnPdpBuilder::decision_rate_limit`], or
+//!   [`no_decision_rate_limit`](AltinnPdpBuilder::no_decision_rate_limit)): a token bucket per
+//!   system-user id, shared by every clone, layer, [`decide`](AltinnPdp::decide) and
+//!   [`decide_many`](AltinnPdp::decide_many). Only a question that starts a new PDP call costs
+//!   a token; a cached decision, or joining the same question already in flight, costs nothing.
+//!   Over the limit the answer is [`PdpErrorKind::TooManyDecisions`] with the time until a
+//!   token is back in [`PdpError::retry_after`] (the system-user layer answers `429`). So one
+//!   system user asking about every organisation number cannot spend the provider's PDP quota
+//!   for everyone else. The buckets are bounded (see the `limiter` module).
 //! - **Several at once.** [`AltinnPdp::decide_many`] asks several questions in one call
 //!   (XACML `MultiRequests`) and matches each answer to its question by the attributes the PDP
 //!   echoes, never by position.
@@ -62,6 +72,7 @@ mod call;
 mod credentials;
 mod decision;
 mod error;
+mod limiter;
 mod request;
 mod xacml;
 
@@ -82,6 +93,7 @@ use crate::ConfigError;
 use crate::error::check_url;
 use crate::single_flight::deadline_in;
 use cache::DecisionCache;
+use limiter::DecisionLimiter;
 use credentials::MaskinportenTokenSource;
 use request::DecisionKey;
 use xacml::RequestBody;
@@ -150,6 +162,8 @@ struct Inner {
     timeout: Duration,
     max_response_bytes: usize,
     cache: DecisionCache,
+    /// New PDP questions per system user.
+    limiter: DecisionLimiter,
 }
 
 impl AltinnPdp {
@@ -194,7 +208,10 @@ impl AltinnPdp {
             Ok(d)
         };
         let inner = &*self.inner;
-        match tokio::time::timeout_at(deadline, inner.cache.get_or_fetch(key, valid_until, fetch)).await {
+        let subject = key.subject;
+        // A token only when a new call starts: not for a cached decision, not to join a call.
+        let admit = || inner.limiter.take(subject);
+        match tokio::time::timeout_at(deadline, inner.cache.get_or_fetch_admitted(key, valid_until, admit, fetch)).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(budget_ms = inner.timeout.as_millis() as u64, "Altinn PDP decision timed out");
@@ -233,6 +250,8 @@ impl AltinnPdp {
             0 => Vec::new(),
             1 => vec![self.decide_key(misses[0].clone(), bounds[0]).await?],
             _ => {
+                // One token per distinct question asked, of its system user's bucket.
+                self.inner.limiter.take_for(misses.iter().map(|k| k.subject))?;
                 let deadline = deadline_in(self.inner.timeout);
                 let inner = &*self.inner;
                 let fetch = async {
@@ -278,6 +297,7 @@ impl fmt::Debug for AltinnPdp {
             .field("max_response_bytes", &i.max_response_bytes)
             .field("permit_ttl", &i.cache.permit_ttl())
             .field("deny_ttl", &i.cache.deny_ttl())
+            .field("limiter", &i.limiter)
             .finish_non_exhaustive()
     }
 }
@@ -296,6 +316,8 @@ pub struct AltinnPdpBuilder {
     permit_ttl: Duration,
     deny_ttl: Duration,
     cache_capacity: u64,
+    /// `(per_second, burst)` of new PDP questions per system user; `None`: no limit.
+    decision_limit: Option<(u32, u32)>,
 }
 
 impl Default for AltinnPdpBuilder {
@@ -312,6 +334,7 @@ impl Default for AltinnPdpBuilder {
             permit_ttl: DEFAULT_PERMIT_TTL,
             deny_ttl: DEFAULT_DENY_TTL,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            decision_limit: Some((limiter::DEFAULT_PER_SECOND, limiter::DEFAULT_BURST)),
         }
     }
 }
@@ -401,6 +424,28 @@ impl AltinnPdpBuilder {
         self
     }
 
+    /// How many new PDP questions one system user may start: `per_second` on average, up to
+    /// `burst` at once. Default 20 a second with a burst of 100; each at least 1 and at most
+    /// 100 000.
+    ///
+    /// Only a question that starts a PDP call costs one: a cached decision, or joining the same
+    /// question already in flight, is free; [`AltinnPdp::decide_many`] costs one per distinct
+    /// question it asks the PDP. Over the limit, [`PdpErrorKind::TooManyDecisions`] (a `429`
+    /// from the system-user layer) with the time until the next may be asked. A
+    /// `decide_many` with more distinct new questions of one system user than `burst` is
+    /// refused at once, without `retry_after`: split it.
+    pub fn decision_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.decision_limit = Some((per_second, burst));
+        self
+    }
+
+    /// No limit on new PDP questions per system user (see
+    /// [`decision_rate_limit`](Self::decision_rate_limit)).
+    pub fn no_decision_rate_limit(mut self) -> Self {
+        self.decision_limit = None;
+        self
+    }
+
     /// Checks the configuration. No network I/O; never panics.
     pub fn build(self) -> Result<AltinnPdp, ConfigError> {
         let platform = match (&self.platform_url, self.environment) {
@@ -442,6 +487,14 @@ impl AltinnPdpBuilder {
         if self.deny_ttl > MAX_TTL {
             return Err(ConfigError::new("deny_ttl", "at most 4 minutes"));
         }
+        if let Some((per_second, burst)) = self.decision_limit
+            && !((1..=limiter::MAX_PER_SECOND).contains(&per_second) && (1..=limiter::MAX_BURST).contains(&burst))
+        {
+            return Err(ConfigError::new(
+                "decision_rate_limit",
+                "per_second and burst at least 1 and at most 100 000 (or no_decision_rate_limit)",
+            ));
+        }
         let http = match self.http {
             Some(c) => c,
             None => crate::outbound::default_client(CONNECT_TIMEOUT, None)
@@ -468,6 +521,7 @@ impl AltinnPdpBuilder {
                 timeout: self.timeout,
                 max_response_bytes: self.max_response_bytes,
                 cache: DecisionCache::new(self.cache_capacity, self.permit_ttl, self.deny_ttl, self.timeout),
+                limiter: DecisionLimiter::new(self.decision_limit),
             }),
         })
     }
@@ -486,6 +540,7 @@ impl fmt::Debug for AltinnPdpBuilder {
             .field("permit_ttl", &self.permit_ttl)
             .field("deny_ttl", &self.deny_ttl)
             .field("cache_capacity", &self.cache_capacity)
+            .field("decision_limit", &self.decision_limit)
             .finish_non_exhaustive()
     }
 }

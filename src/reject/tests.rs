@@ -17,6 +17,7 @@ fn grpc_name(code: u8) -> &'static str {
     match code {
         3 => "INVALID_ARGUMENT",
         7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
         13 => "INTERNAL",
         14 => "UNAVAILABLE",
         16 => "UNAUTHENTICATED",
@@ -145,6 +146,13 @@ fn every_kind_answers_as_pinned() {
             "authorization-unavailable",
             "Access cannot be decided right now",
         ),
+        (
+            K::TooManyDecisions,
+            429,
+            8,
+            "too-many-decisions",
+            "Too many new access decisions for this system user right now",
+        ),
     ];
     assert_eq!(pinned.len(), RejectionKind::ALL.len(), "a kind was added or removed");
     for (i, &(kind, status, grpc, slug, title)) in pinned.iter().enumerate() {
@@ -186,6 +194,7 @@ fn http_and_grpc_agree_per_the_documented_mapping() {
             400 if challenged => 16,
             400 => 3,
             403 => 7,
+            429 => 8,
             503 => 14,
             500 => 13,
             s => panic!("{k:?}: unexpected status {s}"),
@@ -232,7 +241,8 @@ fn the_module_docs_table_agrees_with_the_rows() {
             "{kind} is documented where {k:?} is defined"
         );
         assert_eq!(leading_number(http), k.status().as_u16(), "{k:?}");
-        assert_eq!(http.contains("Retry-After"), k.status() == StatusCode::SERVICE_UNAVAILABLE, "{k:?}");
+        let retried = [StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS].contains(&k.status());
+        assert_eq!(http.contains("Retry-After"), retried, "{k:?}");
         let documented = match k.row().challenge {
             Challenge::None => "",
             Challenge::Bare => "(none: bare `Bearer`)",

@@ -5,7 +5,7 @@ use super::target::Target;
 use crate::ResponseFuture;
 use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
-use crate::pdp::{AltinnPdp, Decision, DecisionRequest};
+use crate::pdp::{AltinnPdp, Decision, DecisionRequest, PdpError, PdpErrorKind};
 use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -102,6 +102,21 @@ fn refusal(decision: Decision) -> Option<RejectionKind> {
     }
 }
 
+/// The refusal when no decision could be had: `429` when the system user is over its limit of
+/// new PDP questions, `503` otherwise; both with `Retry-After` (1 s when nothing better is known).
+fn no_decision(e: &PdpError) -> Rejection {
+    let after = e.retry_after().unwrap_or(Duration::from_secs(1));
+    let kind = if e.kind() == PdpErrorKind::TooManyDecisions {
+        // The caller's doing, not the PDP's: not worth a warning per request.
+        tracing::debug!(error = %e, "system user over its limit of new PDP questions; answering 429");
+        RejectionKind::TooManyDecisions
+    } else {
+        tracing::warn!(error = %e, "no decision from the Altinn PDP; answering 503");
+        RejectionKind::PdpUnavailable
+    };
+    Rejection::new(kind).with_retry_after(after)
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SystemUserService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -157,11 +172,7 @@ where
         let check = async move {
             match config.pdp.decide(&ask).await {
                 Ok(decision) => config.admit(decision, ask, req),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no decision from the Altinn PDP; answering 503");
-                    let after = e.retry_after().unwrap_or(Duration::from_secs(1));
-                    Err(config.reject(Rejection::new(RejectionKind::PdpUnavailable).with_retry_after(after), req.headers()))
-                }
+                Err(e) => Err(config.reject(no_decision(&e), req.headers())),
             }
         }
         .boxed();
@@ -180,5 +191,19 @@ mod tests {
         assert_eq!(refusal(Decision::NotApplicable), Some(RejectionKind::NotApplicable));
         assert_eq!(refusal(Decision::Indeterminate), Some(RejectionKind::Indeterminate));
         assert_eq!(refusal(Decision::ObligationNotMet), Some(RejectionKind::ObligationNotMet));
+    }
+
+    #[test]
+    fn over_the_limit_is_429_and_every_other_failure_503_both_with_retry_after() {
+        let limited = no_decision(&PdpError::too_many_decisions(Some(Duration::from_millis(300))));
+        assert_eq!(limited.kind(), RejectionKind::TooManyDecisions);
+        assert_eq!(limited.retry_after(), Some(Duration::from_millis(300)));
+        // A batch that can never be paid for carries no hint of its own: 1 s.
+        let never = no_decision(&PdpError::too_many_decisions(None));
+        assert_eq!((never.kind(), never.retry_after()), (RejectionKind::TooManyDecisions, Some(Duration::from_secs(1))));
+        for kind in [PdpErrorKind::Connect, PdpErrorKind::Timeout, PdpErrorKind::Status(429)] {
+            let r = no_decision(&PdpError::new(kind));
+            assert_eq!((r.kind(), r.retry_after()), (RejectionKind::PdpUnavailable, Some(Duration::from_secs(1))), "{kind:?}");
+        }
     }
 }
