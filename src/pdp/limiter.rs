@@ -72,7 +72,9 @@ pub(crate) struct DecisionLimiter {
 
 impl fmt::Debug for DecisionLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DecisionLimiter").field("limit", &self.limit).finish_non_exhaustive()
+        f.debug_struct("DecisionLimiter")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
 }
 

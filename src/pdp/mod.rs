@@ -93,8 +93,8 @@ use crate::ConfigError;
 use crate::error::check_url;
 use crate::single_flight::deadline_in;
 use cache::DecisionCache;
-use limiter::DecisionLimiter;
 use credentials::MaskinportenTokenSource;
+use limiter::DecisionLimiter;
 use request::DecisionKey;
 use xacml::RequestBody;
 

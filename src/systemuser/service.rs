@@ -200,10 +200,17 @@ mod tests {
         assert_eq!(limited.retry_after(), Some(Duration::from_millis(300)));
         // A batch that can never be paid for carries no hint of its own: 1 s.
         let never = no_decision(&PdpError::too_many_decisions(None));
-        assert_eq!((never.kind(), never.retry_after()), (RejectionKind::TooManyDecisions, Some(Duration::from_secs(1))));
+        assert_eq!(
+            (never.kind(), never.retry_after()),
+            (RejectionKind::TooManyDecisions, Some(Duration::from_secs(1)))
+        );
         for kind in [PdpErrorKind::Connect, PdpErrorKind::Timeout, PdpErrorKind::Status(429)] {
             let r = no_decision(&PdpError::new(kind));
-            assert_eq!((r.kind(), r.retry_after()), (RejectionKind::PdpUnavailable, Some(Duration::from_secs(1))), "{kind:?}");
+            assert_eq!(
+                (r.kind(), r.retry_after()),
+                (RejectionKind::PdpUnavailable, Some(Duration::from_secs(1))),
+                "{kind:?}"
+            );
         }
     }
 }

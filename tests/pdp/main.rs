@@ -11,6 +11,7 @@ mod api;
 mod cache;
 mod decide_many;
 mod failures;
+mod limits;
 mod secrets;
 mod stalls;
 mod time_budget;

@@ -320,22 +320,42 @@ async fn admission_is_asked_only_when_a_new_call_starts() {
     let k = DecisionKey::of(&req("shared"));
     // Eight callers at once: one call, one admission; the seven that join would have been
     // refused, and are not even asked.
-    let first = c.get_or_fetch_admitted(k.clone(), None, admit_counting(&asked, false), fetch_counting(&calls, Ok(Decision::Permit)));
-    let joiners = futures_util::future::join_all(
-        (0..7).map(|_| c.get_or_fetch_admitted(k.clone(), None, admit_counting(&asked, true), fetch_counting(&calls, Ok(Decision::Deny)))),
+    let first = c.get_or_fetch_admitted(
+        k.clone(),
+        None,
+        admit_counting(&asked, false),
+        fetch_counting(&calls, Ok(Decision::Permit)),
     );
+    let joiners = futures_util::future::join_all((0..7).map(|_| {
+        c.get_or_fetch_admitted(
+            k.clone(),
+            None,
+            admit_counting(&asked, true),
+            fetch_counting(&calls, Ok(Decision::Deny)),
+        )
+    }));
     let (first, joined) = tokio::join!(first, joiners);
     assert_eq!(first, Ok(Decision::Permit));
     assert!(joined.iter().all(|r| *r == Ok(Decision::Permit)), "{joined:?}");
     assert_eq!((asked.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)), (1, 1));
     // A cached decision: neither asked nor called, even when admission would refuse.
-    let hit = c.get_or_fetch_admitted(k.clone(), None, admit_counting(&asked, true), fetch_counting(&calls, Ok(Decision::Deny)));
+    let hit = c.get_or_fetch_admitted(
+        k.clone(),
+        None,
+        admit_counting(&asked, true),
+        fetch_counting(&calls, Ok(Decision::Deny)),
+    );
     assert_eq!(hit.await, Ok(Decision::Permit));
     assert_eq!((asked.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)), (1, 1));
     // A new question that admission refuses: its error, no call, nothing in flight or cached.
     let k2 = DecisionKey::of(&req("refused"));
     let refused = c
-        .get_or_fetch_admitted(k2.clone(), None, admit_counting(&asked, true), fetch_counting(&calls, Ok(Decision::Permit)))
+        .get_or_fetch_admitted(
+            k2.clone(),
+            None,
+            admit_counting(&asked, true),
+            fetch_counting(&calls, Ok(Decision::Permit)),
+        )
         .await
         .unwrap_err();
     assert_eq!(refused.kind(), PdpErrorKind::TooManyDecisions);
@@ -347,7 +367,12 @@ async fn admission_is_asked_only_when_a_new_call_starts() {
     let off = DecisionCache::new(0, Duration::from_secs(30), Duration::from_secs(5), BUDGET);
     for refuse in [false, false, true] {
         let r = off
-            .get_or_fetch_admitted(k.clone(), None, admit_counting(&asked, refuse), fetch_counting(&calls, Ok(Decision::Permit)))
+            .get_or_fetch_admitted(
+                k.clone(),
+                None,
+                admit_counting(&asked, refuse),
+                fetch_counting(&calls, Ok(Decision::Permit)),
+            )
             .await;
         assert_eq!(r.is_ok(), !refuse);
     }
