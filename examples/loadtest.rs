@@ -90,7 +90,13 @@ async fn main() {
     mp_layer.keys().ready().await.expect("keys from FakeMaskinporten");
     let credentials = provider_credentials(&mp);
     let cached_pdp = pdp_builder(&altinn, &credentials).build().unwrap();
-    let uncached_pdp = pdp_builder(&altinn, &credentials).cache_capacity(0).build().unwrap();
+    // Every request of this scenario is a new PDP question from one system user: without the
+    // per-system-user limit (which would answer most of them 429), so it measures the PDP path.
+    let uncached_pdp = pdp_builder(&altinn, &credentials)
+        .cache_capacity(0)
+        .no_decision_rate_limit()
+        .build()
+        .unwrap();
     let burst_pdp = pdp_builder(&altinn, &credentials).build().unwrap();
     let su_layer = |pdp: AltinnPdp| SystemUserLayer::builder().pdp(pdp).resource(RESOURCE).build().unwrap();
 
@@ -669,6 +675,8 @@ async fn memory_decisions() -> AltinnPdp {
             .token_source(StubToken)
             .http_client(http.clone())
             .cache_capacity(cap)
+            // One system user per question: no rate-limit buckets in the figure.
+            .no_decision_rate_limit()
             .build()
             .unwrap()
     };
