@@ -22,6 +22,10 @@ pub enum PdpErrorKind {
     TooLarge,
     /// No Altinn token could be had: the Maskinporten grant or the token exchange failed.
     Credentials,
+    /// The PDP was not called: its circuit breaker is open after a `429` or a run of failures,
+    /// or its one probe call is out. [`PdpError::retry_after`] is the time left of the
+    /// cool-down. See [`AltinnPdp::breaker_state`](super::AltinnPdp::breaker_state).
+    CircuitOpen,
 }
 
 /// A decision could not be had from the Altinn PDP.
@@ -66,6 +70,10 @@ impl PdpError {
         Self::with_detail(PdpErrorKind::Timeout, "no decision within the time budget")
     }
 
+    pub(crate) fn circuit_open(retry_after: Duration) -> Self {
+        Self::with_detail(PdpErrorKind::CircuitOpen, "not calling it for a while after failures").with_retry_after(retry_after)
+    }
+
     pub(crate) fn too_large() -> Self {
         Self::with_detail(PdpErrorKind::TooLarge, "response larger than the configured cap")
     }
@@ -81,7 +89,8 @@ impl PdpError {
         self.kind
     }
 
-    /// How long the PDP asked us to wait (its `Retry-After`), if it said.
+    /// How long the PDP asked us to wait (its `Retry-After`), if it said; for
+    /// [`PdpErrorKind::CircuitOpen`], the time left of the breaker's cool-down.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -97,6 +106,7 @@ impl fmt::Display for PdpError {
             PdpErrorKind::Malformed => f.write_str("Altinn PDP response is malformed")?,
             PdpErrorKind::TooLarge => f.write_str("Altinn PDP response is too large")?,
             PdpErrorKind::Credentials => f.write_str("no Altinn token could be had")?,
+            PdpErrorKind::CircuitOpen => f.write_str("Altinn PDP circuit breaker is open")?,
         }
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;

@@ -25,6 +25,12 @@
 //!   deadline passes it is abandoned and the next caller starts afresh. So a PDP (or a token
 //!   endpoint) that keeps a connection open without answering holds a question for at most
 //!   one budget, however many identical questions keep arriving.
+//! - **Breaker.** After a `429` (for its `Retry-After`, at most 60 s) or 5 failed calls in a
+//!   row (`5xx`, timeouts, connection errors, malformed answers), the PDP is not called for a
+//!   cool-down (5 s, doubling up to 60 s): uncached decisions fail at once with
+//!   [`PdpErrorKind::CircuitOpen`] and its time left, cached ones are still served. Then one
+//!   probe call goes through; its success closes the breaker. Its state is
+//!   [`AltinnPdp::breaker_state`]; its settings are the builder's `breaker_*` methods.
 //! - **Several at once.** [`AltinnPdp::decide_many`] asks several questions in one call
 //!   (XACML `MultiRequests`) and matches each answer to its question by the attributes the PDP
 //!   echoes, never by position.
@@ -57,6 +63,7 @@
 //! # assert!(run().is_err()); // no key here
 //! ```
 
+mod breaker;
 mod cache;
 mod call;
 mod credentials;
@@ -65,6 +72,7 @@ mod error;
 mod request;
 mod xacml;
 
+pub use breaker::BreakerState;
 pub use credentials::{AUTHORIZE_SCOPE, AltinnToken, AltinnTokenSource, MaskinportenCredentials, MaskinportenCredentialsBuilder};
 pub use decision::Decision;
 pub use error::{PdpError, PdpErrorKind};
@@ -81,6 +89,7 @@ use tokio::time::Instant;
 use crate::ConfigError;
 use crate::error::check_url;
 use crate::single_flight::deadline_in;
+use breaker::{Breaker, BreakerSettings};
 use cache::DecisionCache;
 use credentials::MaskinportenTokenSource;
 use request::DecisionKey;
@@ -150,6 +159,7 @@ struct Inner {
     timeout: Duration,
     max_response_bytes: usize,
     cache: DecisionCache,
+    breaker: Breaker,
 }
 
 impl AltinnPdp {
@@ -179,6 +189,9 @@ impl AltinnPdp {
     }
 
     async fn decide_key(&self, key: DecisionKey, valid_until: Option<SystemTime>) -> Result<Decision, PdpError> {
+        if let Some(refused) = self.inner.breaker.refusal() {
+            return Err(refused);
+        }
         let deadline = deadline_in(self.inner.timeout);
         let client = self.clone();
         let asked = key.clone();
@@ -187,9 +200,11 @@ impl AltinnPdp {
         let fetch = move |run_deadline: Instant| async move {
             let inner = &*client.inner;
             let body = RequestBody::single(&asked).to_vec();
-            let answer = inner.call(body, run_deadline).await?;
-            let results = xacml::parse_response(&answer)?;
-            let d = decision::single(&results).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))?;
+            let d = inner
+                .call(body, run_deadline, |answer| {
+                    decision::single(&xacml::parse_response(answer)?).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))
+                })
+                .await?;
             tracing::debug!(resource = asked.resource.as_str(), action = asked.action.as_str(), decision = ?d, "Altinn PDP decided");
             Ok(d)
         };
@@ -233,14 +248,19 @@ impl AltinnPdp {
             0 => Vec::new(),
             1 => vec![self.decide_key(misses[0].clone(), bounds[0]).await?],
             _ => {
+                if let Some(refused) = self.inner.breaker.refusal() {
+                    return Err(refused);
+                }
                 let deadline = deadline_in(self.inner.timeout);
                 let inner = &*self.inner;
                 let fetch = async {
                     let body = RequestBody::multi(&misses).to_vec();
-                    let answer = inner.call(body, deadline).await?;
-                    let results = xacml::parse_response(&answer)?;
-                    let decisions =
-                        decision::multi(&results, &misses).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))?;
+                    let decisions = inner
+                        .call(body, deadline, |answer| {
+                            decision::multi(&xacml::parse_response(answer)?, &misses)
+                                .inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))
+                        })
+                        .await?;
                     tracing::debug!(questions = misses.len(), "Altinn PDP decided several");
                     Ok(decisions)
                 };
@@ -278,6 +298,7 @@ impl fmt::Debug for AltinnPdp {
             .field("max_response_bytes", &i.max_response_bytes)
             .field("permit_ttl", &i.cache.permit_ttl())
             .field("deny_ttl", &i.cache.deny_ttl())
+            .field("breaker", i.breaker.settings())
             .finish_non_exhaustive()
     }
 }
@@ -296,6 +317,7 @@ pub struct AltinnPdpBuilder {
     permit_ttl: Duration,
     deny_ttl: Duration,
     cache_capacity: u64,
+    breaker: BreakerSettings,
 }
 
 impl Default for AltinnPdpBuilder {
@@ -312,6 +334,7 @@ impl Default for AltinnPdpBuilder {
             permit_ttl: DEFAULT_PERMIT_TTL,
             deny_ttl: DEFAULT_DENY_TTL,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -442,6 +465,7 @@ impl AltinnPdpBuilder {
         if self.deny_ttl > MAX_TTL {
             return Err(ConfigError::new("deny_ttl", "at most 4 minutes"));
         }
+        self.breaker.check()?;
         let http = match self.http {
             Some(c) => c,
             None => crate::outbound::default_client(CONNECT_TIMEOUT, None)
@@ -468,6 +492,7 @@ impl AltinnPdpBuilder {
                 timeout: self.timeout,
                 max_response_bytes: self.max_response_bytes,
                 cache: DecisionCache::new(self.cache_capacity, self.permit_ttl, self.deny_ttl, self.timeout),
+                breaker: Breaker::new(self.breaker),
             }),
         })
     }
@@ -486,6 +511,7 @@ impl fmt::Debug for AltinnPdpBuilder {
             .field("permit_ttl", &self.permit_ttl)
             .field("deny_ttl", &self.deny_ttl)
             .field("cache_capacity", &self.cache_capacity)
+            .field("breaker", &self.breaker)
             .finish_non_exhaustive()
     }
 }

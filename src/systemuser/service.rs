@@ -5,7 +5,7 @@ use super::target::Target;
 use crate::ResponseFuture;
 use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
-use crate::pdp::{AltinnPdp, Decision, DecisionRequest};
+use crate::pdp::{AltinnPdp, Decision, DecisionRequest, PdpErrorKind};
 use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -102,6 +102,13 @@ fn refusal(decision: Decision) -> Option<RejectionKind> {
     }
 }
 
+/// `d` rounded up to whole seconds, as `Retry-After` says it: a breaker's 4.2 s left is "5",
+/// so that a client that waits as told does not come back while the breaker is still open.
+fn whole_seconds_up(d: Duration) -> Duration {
+    let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+    Duration::from_secs(secs)
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SystemUserService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -158,8 +165,13 @@ where
             match config.pdp.decide(&ask).await {
                 Ok(decision) => config.admit(decision, ask, req),
                 Err(e) => {
-                    tracing::warn!(error = %e, "no decision from the Altinn PDP; answering 503");
-                    let after = e.retry_after().unwrap_or(Duration::from_secs(1));
+                    if e.kind() == PdpErrorKind::CircuitOpen {
+                        // The breaker logged when it opened; one line per refusal would flood.
+                        tracing::debug!(error = %e, "no decision from the Altinn PDP; answering 503");
+                    } else {
+                        tracing::warn!(error = %e, "no decision from the Altinn PDP; answering 503");
+                    }
+                    let after = whole_seconds_up(e.retry_after().unwrap_or(Duration::from_secs(1)));
                     Err(config.reject(Rejection::new(RejectionKind::PdpUnavailable).with_retry_after(after), req.headers()))
                 }
             }
@@ -180,5 +192,13 @@ mod tests {
         assert_eq!(refusal(Decision::NotApplicable), Some(RejectionKind::NotApplicable));
         assert_eq!(refusal(Decision::Indeterminate), Some(RejectionKind::Indeterminate));
         assert_eq!(refusal(Decision::ObligationNotMet), Some(RejectionKind::ObligationNotMet));
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_to_whole_seconds() {
+        for (ms, secs) in [(0, 0), (1, 1), (999, 1), (1000, 1), (4200, 5), (60_000, 60)] {
+            assert_eq!(whole_seconds_up(Duration::from_millis(ms)), Duration::from_secs(secs), "{ms}");
+        }
+        assert_eq!(whole_seconds_up(Duration::MAX), Duration::from_secs(u64::MAX));
     }
 }
