@@ -51,9 +51,10 @@ async fn a_token_whose_lifetime_overflows_is_refused_not_a_panic() {
     }
 }
 
-/// `/krav` behind both layers, with the PDP client's real credentials flow.
+/// `/krav` behind both layers, with the PDP client's real credentials flow. Breaker off, so
+/// that each 429 reaches the layer as the PDP sent it (an open breaker: tests/pdp/breaker.rs).
 fn app(fakes: &Fakes) -> Router {
-    let pdp = fakes.pdp_builder().build().unwrap();
+    let pdp = fakes.pdp_builder().breaker_off().build().unwrap();
     let layer = SystemUserLayer::builder().pdp(pdp).resource(RESOURCE).build().unwrap();
     Router::new()
         .route("/krav", get(|| async { "through" }))

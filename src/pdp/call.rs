@@ -3,6 +3,11 @@
 //! after a connection error or a `5xx` within the time budget, `Retry-After` kept from a `429`,
 //! and the answer read within its size cap.
 //!
+//! The [circuit breaker](super::breaker) is asked first: while it is open the call fails at
+//! once with [`PdpErrorKind::CircuitOpen`], without getting a token. Once the answer has been
+//! read (by the caller's `read`, so that a malformed answer counts too), the call's outcome is
+//! given to the breaker.
+//!
 //! Everything here ends by the call's deadline: getting the token and each attempt (request
 //! and answer) are cut off there, whatever the HTTP client's own timeouts, and a failure that
 //! arrives once the deadline has passed is reported as [`PdpErrorKind::Timeout`] (a client
@@ -12,6 +17,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::time::Instant;
 
+use super::breaker::Outcome;
 use super::credentials::AltinnToken;
 use super::{Inner, MIN_RETRY_BUDGET, PdpError, PdpErrorKind, SUBSCRIPTION_KEY};
 use crate::outbound::{self, BodyError};
@@ -26,17 +32,54 @@ enum Attempt {
     Fatal(PdpError),
 }
 
+/// Why a call failed: before the PDP was asked (no token), or at the PDP.
+enum Failed {
+    Token(PdpError),
+    Pdp(PdpError),
+}
+
+impl Failed {
+    fn error(&self) -> &PdpError {
+        match self {
+            Failed::Token(e) | Failed::Pdp(e) => e,
+        }
+    }
+
+    fn into_error(self) -> PdpError {
+        match self {
+            Failed::Token(e) | Failed::Pdp(e) => e,
+        }
+    }
+}
+
 impl Inner {
     /// POSTs a request body to the PDP, with one token refresh after a 401 and one retry after
-    /// a transient failure; returns the body of the `200` answer.
-    pub(super) async fn call(&self, body: Vec<u8>, deadline: Instant) -> Result<Bytes, PdpError> {
-        match self.call_until(body, deadline).await {
-            Err(e) if e.kind() != PdpErrorKind::Timeout && Instant::now() >= deadline => {
-                tracing::debug!(error = %e, "Altinn PDP call failed as its time budget ran out");
-                Err(PdpError::timeout())
+    /// a transient failure, unless the circuit breaker refuses; returns what `read` makes of
+    /// the body of the `200` answer. The outcome, `read`'s included, goes to the breaker.
+    pub(super) async fn call<T>(
+        &self,
+        body: Vec<u8>,
+        deadline: Instant,
+        read: impl FnOnce(&[u8]) -> Result<T, PdpError>,
+    ) -> Result<T, PdpError> {
+        let ticket = self.breaker.admit(deadline)?;
+        let result = match self.call_until(body, deadline).await {
+            Err(f) if f.error().kind() != PdpErrorKind::Timeout && Instant::now() >= deadline => {
+                tracing::debug!(error = %f.error(), "Altinn PDP call failed as its time budget ran out");
+                Err(match f {
+                    Failed::Token(_) => Failed::Token(PdpError::timeout()),
+                    Failed::Pdp(_) => Failed::Pdp(PdpError::timeout()),
+                })
             }
             r => r,
-        }
+        };
+        let result = result.and_then(|bytes| read(&bytes).map_err(Failed::Pdp));
+        ticket.finish(match &result {
+            Ok(_) => Outcome::Success,
+            Err(Failed::Token(_)) => Outcome::Neutral,
+            Err(Failed::Pdp(e)) => Outcome::of_error(e),
+        });
+        result.map_err(Failed::into_error)
     }
 
     /// A valid Altinn token (a fresh one if `force_refresh`), by `deadline`.
@@ -46,9 +89,9 @@ impl Inner {
             .unwrap_or_else(|_| Err(PdpError::timeout()))
     }
 
-    async fn call_until(&self, body: Vec<u8>, deadline: Instant) -> Result<Bytes, PdpError> {
+    async fn call_until(&self, body: Vec<u8>, deadline: Instant) -> Result<Bytes, Failed> {
         let body = Bytes::from(body);
-        let mut token = self.token(false, deadline).await?;
+        let mut token = self.token(false, deadline).await.map_err(Failed::Token)?;
         let (mut refreshed, mut retried) = (false, false);
         loop {
             let attempt = tokio::time::timeout_at(deadline, self.attempt(&token, body.clone()));
@@ -58,18 +101,21 @@ impl Inner {
                     refreshed = true;
                     // Another caller that got a 401 for the same token may have refreshed it
                     // already: use its token rather than refreshing once per rejected caller.
-                    let current = self.token(false, deadline).await?;
+                    let current = self.token(false, deadline).await.map_err(Failed::Token)?;
                     if current != token {
                         tracing::debug!("Altinn PDP answered 401; using the token refreshed meanwhile");
                         token = current;
                     } else {
                         tracing::debug!("Altinn PDP answered 401; refreshing the Altinn token");
-                        token = self.token(true, deadline).await?;
+                        token = self.token(true, deadline).await.map_err(Failed::Token)?;
                     }
                 }
                 Attempt::Unauthorized => {
                     tracing::warn!("Altinn PDP answered 401 after a token refresh");
-                    return Err(PdpError::with_detail(PdpErrorKind::Unauthorized, "401 after a token refresh"));
+                    return Err(Failed::Pdp(PdpError::with_detail(
+                        PdpErrorKind::Unauthorized,
+                        "401 after a token refresh",
+                    )));
                 }
                 Attempt::Retryable(e) if !retried && deadline.saturating_duration_since(Instant::now()) >= MIN_RETRY_BUDGET => {
                     tracing::debug!(error = %e, "Altinn PDP call failed; retrying once");
@@ -77,7 +123,7 @@ impl Inner {
                 }
                 Attempt::Retryable(e) | Attempt::Fatal(e) => {
                     tracing::warn!(error = %e, "Altinn PDP call failed");
-                    return Err(e);
+                    return Err(Failed::Pdp(e));
                 }
             }
         }

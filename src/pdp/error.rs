@@ -27,6 +27,10 @@ pub enum PdpErrorKind {
     /// [`PdpError::retry_after`] says when the next one may be asked. The system-user layer
     /// answers `429` (`too-many-decisions`).
     TooManyDecisions,
+    /// The PDP was not called: its circuit breaker is open after a `429` or a run of failures,
+    /// or its one probe call is out. [`PdpError::retry_after`] is the time left of the
+    /// cool-down. See [`AltinnPdp::breaker_state`](super::AltinnPdp::breaker_state).
+    CircuitOpen,
 }
 
 /// A decision could not be had from the Altinn PDP.
@@ -71,6 +75,10 @@ impl PdpError {
         Self::with_detail(PdpErrorKind::Timeout, "no decision within the time budget")
     }
 
+    pub(crate) fn circuit_open(retry_after: Duration) -> Self {
+        Self::with_detail(PdpErrorKind::CircuitOpen, "not calling it for a while after failures").with_retry_after(retry_after)
+    }
+
     pub(crate) fn too_large() -> Self {
         Self::with_detail(PdpErrorKind::TooLarge, "response larger than the configured cap")
     }
@@ -100,7 +108,8 @@ impl PdpError {
     }
 
     /// How long the PDP asked us to wait (its `Retry-After`), if it said; for
-    /// [`PdpErrorKind::TooManyDecisions`], the time until this system user may ask again.
+    /// [`PdpErrorKind::TooManyDecisions`], the time until this system user may ask again; for
+    /// [`PdpErrorKind::CircuitOpen`], the time left of the breaker's cool-down.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -117,6 +126,7 @@ impl fmt::Display for PdpError {
             PdpErrorKind::TooLarge => f.write_str("Altinn PDP response is too large")?,
             PdpErrorKind::Credentials => f.write_str("no Altinn token could be had")?,
             PdpErrorKind::TooManyDecisions => f.write_str("Altinn PDP not asked: limit of new decisions reached")?,
+            PdpErrorKind::CircuitOpen => f.write_str("Altinn PDP circuit breaker is open")?,
         }
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;

@@ -35,6 +35,12 @@
 //!   token is back in [`PdpError::retry_after`] (the system-user layer answers `429`). So one
 //!   system user asking about every organisation number cannot spend the provider's PDP quota
 //!   for everyone else. The buckets are bounded (see the `limiter` module).
+//! - **Breaker.** After a `429` (for its `Retry-After`, at most 60 s) or 5 failed calls in a
+//!   row (`5xx`, timeouts, connection errors, malformed answers), the PDP is not called for a
+//!   cool-down (5 s, doubling up to 60 s): uncached decisions fail at once with
+//!   [`PdpErrorKind::CircuitOpen`] and its time left, cached ones are still served. Then one
+//!   probe call goes through; its success closes the breaker. Its state is
+//!   [`AltinnPdp::breaker_state`]; its settings are the builder's `breaker_*` methods.
 //! - **Several at once.** [`AltinnPdp::decide_many`] asks several questions in one call
 //!   (XACML `MultiRequests`) and matches each answer to its question by the attributes the PDP
 //!   echoes, never by position.
@@ -67,6 +73,7 @@
 //! # assert!(run().is_err()); // no key here
 //! ```
 
+mod breaker;
 mod cache;
 mod call;
 mod credentials;
@@ -76,6 +83,7 @@ mod limiter;
 mod request;
 mod xacml;
 
+pub use breaker::BreakerState;
 pub use credentials::{AUTHORIZE_SCOPE, AltinnToken, AltinnTokenSource, MaskinportenCredentials, MaskinportenCredentialsBuilder};
 pub use decision::Decision;
 pub use error::{PdpError, PdpErrorKind};
@@ -92,6 +100,7 @@ use tokio::time::Instant;
 use crate::ConfigError;
 use crate::error::check_url;
 use crate::single_flight::deadline_in;
+use breaker::{Breaker, BreakerSettings};
 use cache::DecisionCache;
 use credentials::MaskinportenTokenSource;
 use limiter::DecisionLimiter;
@@ -164,6 +173,7 @@ struct Inner {
     cache: DecisionCache,
     /// New PDP questions per system user.
     limiter: DecisionLimiter,
+    breaker: Breaker,
 }
 
 impl AltinnPdp {
@@ -193,6 +203,9 @@ impl AltinnPdp {
     }
 
     async fn decide_key(&self, key: DecisionKey, valid_until: Option<SystemTime>) -> Result<Decision, PdpError> {
+        if let Some(refused) = self.inner.breaker.refusal() {
+            return Err(refused);
+        }
         let deadline = deadline_in(self.inner.timeout);
         let client = self.clone();
         let asked = key.clone();
@@ -201,9 +214,11 @@ impl AltinnPdp {
         let fetch = move |run_deadline: Instant| async move {
             let inner = &*client.inner;
             let body = RequestBody::single(&asked).to_vec();
-            let answer = inner.call(body, run_deadline).await?;
-            let results = xacml::parse_response(&answer)?;
-            let d = decision::single(&results).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))?;
+            let d = inner
+                .call(body, run_deadline, |answer| {
+                    decision::single(&xacml::parse_response(answer)?).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))
+                })
+                .await?;
             tracing::debug!(resource = asked.resource.as_str(), action = asked.action.as_str(), decision = ?d, "Altinn PDP decided");
             Ok(d)
         };
@@ -250,16 +265,21 @@ impl AltinnPdp {
             0 => Vec::new(),
             1 => vec![self.decide_key(misses[0].clone(), bounds[0]).await?],
             _ => {
+                if let Some(refused) = self.inner.breaker.refusal() {
+                    return Err(refused);
+                }
                 // One token per distinct question asked, of its system user's bucket.
                 self.inner.limiter.take_for(misses.iter().map(|k| k.subject))?;
                 let deadline = deadline_in(self.inner.timeout);
                 let inner = &*self.inner;
                 let fetch = async {
                     let body = RequestBody::multi(&misses).to_vec();
-                    let answer = inner.call(body, deadline).await?;
-                    let results = xacml::parse_response(&answer)?;
-                    let decisions =
-                        decision::multi(&results, &misses).inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))?;
+                    let decisions = inner
+                        .call(body, deadline, |answer| {
+                            decision::multi(&xacml::parse_response(answer)?, &misses)
+                                .inspect_err(|e| tracing::warn!(error = %e, "unusable PDP answer"))
+                        })
+                        .await?;
                     tracing::debug!(questions = misses.len(), "Altinn PDP decided several");
                     Ok(decisions)
                 };
@@ -298,6 +318,7 @@ impl fmt::Debug for AltinnPdp {
             .field("permit_ttl", &i.cache.permit_ttl())
             .field("deny_ttl", &i.cache.deny_ttl())
             .field("limiter", &i.limiter)
+            .field("breaker", i.breaker.settings())
             .finish_non_exhaustive()
     }
 }
@@ -318,6 +339,7 @@ pub struct AltinnPdpBuilder {
     cache_capacity: u64,
     /// `(per_second, burst)` of new PDP questions per system user; `None`: no limit.
     decision_limit: Option<(u32, u32)>,
+    breaker: BreakerSettings,
 }
 
 impl Default for AltinnPdpBuilder {
@@ -335,6 +357,7 @@ impl Default for AltinnPdpBuilder {
             deny_ttl: DEFAULT_DENY_TTL,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             decision_limit: Some((limiter::DEFAULT_PER_SECOND, limiter::DEFAULT_BURST)),
+            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -495,6 +518,7 @@ impl AltinnPdpBuilder {
                 "per_second and burst at least 1 and at most 100 000 (or no_decision_rate_limit)",
             ));
         }
+        self.breaker.check()?;
         let http = match self.http {
             Some(c) => c,
             None => crate::outbound::default_client(CONNECT_TIMEOUT, None)
@@ -522,6 +546,7 @@ impl AltinnPdpBuilder {
                 max_response_bytes: self.max_response_bytes,
                 cache: DecisionCache::new(self.cache_capacity, self.permit_ttl, self.deny_ttl, self.timeout),
                 limiter: DecisionLimiter::new(self.decision_limit),
+                breaker: Breaker::new(self.breaker),
             }),
         })
     }
@@ -541,6 +566,7 @@ impl fmt::Debug for AltinnPdpBuilder {
             .field("deny_ttl", &self.deny_ttl)
             .field("cache_capacity", &self.cache_capacity)
             .field("decision_limit", &self.decision_limit)
+            .field("breaker", &self.breaker)
             .finish_non_exhaustive()
     }
 }

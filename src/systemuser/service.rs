@@ -103,18 +103,34 @@ fn refusal(decision: Decision) -> Option<RejectionKind> {
 }
 
 /// The refusal when no decision could be had: `429` when the system user is over its limit of
-/// new PDP questions, `503` otherwise; both with `Retry-After` (1 s when nothing better is known).
+/// new PDP questions, `503` otherwise; both with `Retry-After` (1 s when nothing better is
+/// known), rounded up to whole seconds.
 fn no_decision(e: &PdpError) -> Rejection {
-    let after = e.retry_after().unwrap_or(Duration::from_secs(1));
-    let kind = if e.kind() == PdpErrorKind::TooManyDecisions {
-        // The caller's doing, not the PDP's: not worth a warning per request.
-        tracing::debug!(error = %e, "system user over its limit of new PDP questions; answering 429");
-        RejectionKind::TooManyDecisions
-    } else {
-        tracing::warn!(error = %e, "no decision from the Altinn PDP; answering 503");
-        RejectionKind::PdpUnavailable
+    let after = whole_seconds_up(e.retry_after().unwrap_or(Duration::from_secs(1)));
+    let kind = match e.kind() {
+        PdpErrorKind::TooManyDecisions => {
+            // The caller's doing, not the PDP's: not worth a warning per request.
+            tracing::debug!(error = %e, "system user over its limit of new PDP questions; answering 429");
+            RejectionKind::TooManyDecisions
+        }
+        PdpErrorKind::CircuitOpen => {
+            // The breaker logged when it opened; one line per refusal would flood.
+            tracing::debug!(error = %e, "no decision from the Altinn PDP; answering 503");
+            RejectionKind::PdpUnavailable
+        }
+        _ => {
+            tracing::warn!(error = %e, "no decision from the Altinn PDP; answering 503");
+            RejectionKind::PdpUnavailable
+        }
     };
     Rejection::new(kind).with_retry_after(after)
+}
+
+/// `d` rounded up to whole seconds, as `Retry-After` says it: a breaker's 4.2 s left is "5",
+/// so that a client that waits as told does not come back while the breaker is still open.
+fn whole_seconds_up(d: Duration) -> Duration {
+    let secs = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+    Duration::from_secs(secs)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SystemUserService<S>
@@ -197,7 +213,13 @@ mod tests {
     fn over_the_limit_is_429_and_every_other_failure_503_both_with_retry_after() {
         let limited = no_decision(&PdpError::too_many_decisions(Some(Duration::from_millis(300))));
         assert_eq!(limited.kind(), RejectionKind::TooManyDecisions);
-        assert_eq!(limited.retry_after(), Some(Duration::from_millis(300)));
+        // Rounded up to whole seconds, as the header says it.
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(1)));
+        let open = no_decision(&PdpError::new(PdpErrorKind::CircuitOpen).with_retry_after(Duration::from_millis(4200)));
+        assert_eq!(
+            (open.kind(), open.retry_after()),
+            (RejectionKind::PdpUnavailable, Some(Duration::from_secs(5)))
+        );
         // A batch that can never be paid for carries no hint of its own: 1 s.
         let never = no_decision(&PdpError::too_many_decisions(None));
         assert_eq!(
@@ -212,5 +234,13 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_to_whole_seconds() {
+        for (ms, secs) in [(0, 0), (1, 1), (999, 1), (1000, 1), (4200, 5), (60_000, 60)] {
+            assert_eq!(whole_seconds_up(Duration::from_millis(ms)), Duration::from_secs(secs), "{ms}");
+        }
+        assert_eq!(whole_seconds_up(Duration::MAX), Duration::from_secs(u64::MAX));
     }
 }

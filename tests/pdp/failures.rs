@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 #[tokio::test]
 async fn failures_are_classified_and_never_echo_the_answer() {
-    let (fakes, pdp) = setup().await;
+    // Breaker off: its 429 would open it for the cases after it (see tests/pdp/breaker.rs).
+    let (fakes, pdp) = setup_with(|p| p.breaker_off()).await;
     let altinn = &fakes.altinn;
     let json = "application/json";
     let permit = json!({ "decision": "Permit" });
@@ -197,7 +198,8 @@ async fn answers_without_one_clean_result_are_malformed() {
 
 /// `answer` fails the question once; asked again, the PDP is asked again and permits.
 async fn error_is_not_cached(answer: PdpAnswer, kind: PdpErrorKind) {
-    let (fakes, pdp) = setup().await;
+    // Breaker off: a 429 would open it, and the second question would not reach the PDP.
+    let (fakes, pdp) = setup_with(|p| p.breaker_off()).await;
     let su = Uuid::new_v4();
     fakes.altinn.permit(su, "read", crate::support::RESOURCE, OWNER_ORG);
     fakes.altinn.push_answer(answer);

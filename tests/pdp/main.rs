@@ -8,6 +8,7 @@ mod support;
 
 mod ambiguous;
 mod api;
+mod breaker;
 mod cache;
 mod decide_many;
 mod failures;
