@@ -142,6 +142,11 @@ async fn answered_soon_after_recovery(
         recovered - started
     );
     if let Some(others) = &others {
+        // The same bound; wait for it as for the watched question (on a busy machine the two
+        // may be answered some milliseconds apart).
+        while others.record.first_permit().is_none() && recovered.elapsed() < within {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let answered = others.record.first_permit().map(|at| at.saturating_duration_since(recovered));
         assert!(
             answered.is_some_and(|took| took <= within),
