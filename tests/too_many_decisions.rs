@@ -5,14 +5,13 @@
 
 mod support;
 
-use altinn_systemuser::org::Party;
 use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::Request;
 use std::time::Instant;
-use support::{Fakes, RESOURCE, Reply, assert_problem, get_with_token, send};
+use support::{Fakes, RESOURCE, Reply, assert_problem, get_with_token, send, valid_org_numbers};
 use uuid::Uuid;
 
 const PER_SECOND: u32 = 10;
@@ -38,16 +37,6 @@ async fn setup() -> (Fakes, Router) {
     (fakes, app)
 }
 
-/// `count` distinct valid organisation numbers from `from` on (valid mod-11 check digit, as the
-/// crate's parser checks it).
-fn orgs(from: u32, count: usize) -> Vec<String> {
-    (from..)
-        .map(|n| n.to_string())
-        .filter(|s| matches!(Party::parse_canonical(s), Ok(Party::Organisation(_))))
-        .take(count)
-        .collect()
-}
-
 /// A `429 too-many-decisions` with `Retry-After: 1` (a token comes back in 100 ms, rounded up
 /// to a whole second) and no challenge: the token is fine.
 fn assert_too_many(r: &Reply) {
@@ -64,7 +53,7 @@ async fn a_flood_of_parties_is_429_after_the_burst_and_another_system_user_is_un
     let altinn = &fakes.altinn;
     let other = Uuid::new_v4();
     let other_token = fakes.system_user_token(other);
-    let mine = orgs(810_000_000, 3);
+    let mine = valid_org_numbers(810_000_000, 3);
     for party in &mine {
         altinn.permit(other, "read", RESOURCE, party);
         assert_eq!(get_with_token(&app, &format!("/krav/{party}"), &other_token).await.status, 200);
@@ -73,7 +62,7 @@ async fn a_flood_of_parties_is_429_after_the_burst_and_another_system_user_is_un
 
     let flooder = Uuid::new_v4();
     let token = fakes.system_user_token(flooder);
-    let parties = orgs(900_000_000, FLOOD);
+    let parties = valid_org_numbers(900_000_000, FLOOD);
     let start = Instant::now();
     let (mut refused, mut answered) = (0, 0);
     for party in &parties {
@@ -104,7 +93,7 @@ async fn a_flood_of_parties_is_429_after_the_burst_and_another_system_user_is_un
         assert_eq!(get_with_token(&app, &format!("/krav/{party}"), &other_token).await.status, 200);
     }
     assert_eq!(altinn.pdp_request_count(), 3 + calls);
-    let new = &orgs(820_000_000, 1)[0];
+    let new = &valid_org_numbers(820_000_000, 1)[0];
     altinn.permit(other, "read", RESOURCE, new);
     let r = get_with_token(&app, &format!("/krav/{new}"), &other_token).await;
     assert_eq!((r.status, r.body.as_ref()), (200, new.as_bytes()));
@@ -123,7 +112,7 @@ async fn a_grpc_caller_over_the_limit_is_told_resource_exhausted() {
             .unwrap()
     };
     let mut exhausted = None;
-    for party in orgs(830_000_000, 100) {
+    for party in valid_org_numbers(830_000_000, 100) {
         let r = send(&app, call(&party)).await;
         assert_eq!(r.status, 200, "a gRPC refusal is an HTTP 200");
         if r.header("grpc-status") == Some("8") {

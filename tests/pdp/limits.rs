@@ -7,24 +7,13 @@
 //! Real time, real HTTP: the bounds are checked against the time each test actually took, so
 //! a slow machine makes them looser, never wrong.
 
-use crate::support::{OWNER_ORG, RESOURCE};
+use crate::support::{OWNER_ORG, RESOURCE, valid_org_numbers};
 use crate::{question, setup_with};
 use altinn_systemuser::ConfigErrorKind;
-use altinn_systemuser::org::Party;
 use altinn_systemuser::pdp::{AltinnPdp, Decision, DecisionRequest, PdpError, PdpErrorKind};
 use altinn_systemuser::test_util::PdpAnswer;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-/// `count` distinct valid organisation numbers from `from` on: numbers whose mod-11 check
-/// digit is valid, as the crate's own parser checks it (about one in eleven is skipped).
-fn orgs(from: u32, count: usize) -> Vec<String> {
-    (from..)
-        .map(|n| n.to_string())
-        .filter(|s| matches!(Party::parse_canonical(s), Ok(Party::Organisation(_))))
-        .take(count)
-        .collect()
-}
 
 /// The most PDP calls a limit of `per_second` with `burst` allows over `elapsed`.
 fn allowed(per_second: u32, burst: u32, elapsed: Duration) -> usize {
@@ -50,7 +39,7 @@ async fn a_flood_from_one_system_user_is_limited_and_another_system_user_is_not(
     let altinn = &fakes.altinn;
     // Another system user's decisions, asked before the flood and cached.
     let other = Uuid::new_v4();
-    let mine = orgs(810_000_000, 5);
+    let mine = valid_org_numbers(810_000_000, 5);
     for party in &mine {
         altinn.permit(other, "read", RESOURCE, party);
         assert_eq!(pdp.decide(&question(other, "read", party)).await, Ok(Decision::Permit));
@@ -59,7 +48,7 @@ async fn a_flood_from_one_system_user_is_limited_and_another_system_user_is_not(
 
     // One system user asks about 10 000 distinct organisations, 100 every 10 ms.
     let flooder = Uuid::new_v4();
-    let parties = orgs(900_000_000, FLOOD);
+    let parties = valid_org_numbers(900_000_000, FLOOD);
     let start = Instant::now();
     let (mut answered, mut last_asked) = (0, start);
     for (i, party) in parties.iter().enumerate() {
@@ -105,7 +94,7 @@ async fn a_flood_from_one_system_user_is_limited_and_another_system_user_is_not(
 
 /// Asks distinct new questions of `su` until one is refused; how many were answered.
 async fn answered_until_refused(pdp: &AltinnPdp, su: Uuid, from: u32, per_second: u32) -> usize {
-    for (i, party) in orgs(from, 1000).iter().enumerate() {
+    for (i, party) in valid_org_numbers(from, 1000).iter().enumerate() {
         let r = pdp.decide(&question(su, "read", party)).await;
         if r.is_err() {
             assert_limited(&r, per_second);
@@ -159,7 +148,7 @@ async fn decide_many_costs_one_per_distinct_question_it_asks() {
     let altinn = &fakes.altinn;
     altinn.set_answer(PdpAnswer::Decision("Permit".into()));
     let su = Uuid::new_v4();
-    let p = orgs(830_000_000, 10);
+    let p = valid_org_numbers(830_000_000, 10);
     let ask = |i: usize| question(su, "read", &p[i]);
     let start = Instant::now();
     // Three distinct questions (one asked twice): three tokens, one PDP call.
@@ -199,7 +188,7 @@ async fn decide_many_costs_one_per_distinct_question_it_asks() {
 async fn the_limit_is_on_by_default_and_can_be_turned_off() {
     use futures_util::StreamExt;
     const QUESTIONS: usize = 300;
-    let parties = orgs(840_000_000, QUESTIONS);
+    let parties = valid_org_numbers(840_000_000, QUESTIONS);
     for off in [false, true] {
         let (fakes, pdp) = setup_with(|b| if off { b.no_decision_rate_limit() } else { b }).await;
         let su = Uuid::new_v4();

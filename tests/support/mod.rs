@@ -212,3 +212,18 @@ pub(crate) fn attributes(category: &serde_json::Value) -> Vec<(String, String)> 
         })
         .unwrap_or_default()
 }
+
+/// `count` distinct valid organisation numbers from `from` on: numbers whose mod-11 check
+/// digit is valid, as the crate's own parser checks it (about one in eleven is skipped).
+pub(crate) fn valid_org_numbers(from: u32, count: usize) -> Vec<String> {
+    (from..)
+        .map(|n| n.to_string())
+        .filter(|s| {
+            matches!(
+                altinn_systemuser::org::Party::parse_canonical(s),
+                Ok(altinn_systemuser::org::Party::Organisation(_))
+            )
+        })
+        .take(count)
+        .collect()
+}
