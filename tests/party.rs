@@ -15,11 +15,8 @@ use http::Request;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use support::{Fakes, OTHER_ORG, PERSON, RESOURCE, Reply, assert_problem, attributes, send};
+use support::{Fakes, ORG_ATTR, OTHER_ORG, PERSON, PERSON_ATTR, RESOURCE, Reply, assert_problem, attributes, send};
 use uuid::Uuid;
-
-const ORG_ATTR: &str = "urn:altinn:organization:identifier-no";
-const PERSON_ATTR: &str = "urn:altinn:person:identifier-no";
 
 /// The fakes, a system user permitted to `read` for [`OTHER_ORG`] and [`PERSON`], its token,
 /// and a count of handler calls.

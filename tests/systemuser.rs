@@ -24,16 +24,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{
-    API_SCOPE, ClosedPort, Fakes, OTHER_ORG, OWNER_ORG, PERSON, PROVIDER_CLIENT_ID, RESOURCE, Reply, SUBSCRIPTION_KEY, THIRD_ORG,
-    assert_problem, attributes, send,
+    API_SCOPE, ClosedPort, Fakes, ORG_ATTR, OTHER_ORG, OWNER_ORG, PERSON, PERSON_ATTR, PROVIDER_CLIENT_ID, RESOURCE, Reply,
+    SUBSCRIPTION_KEY, THIRD_ORG, assert_problem, attributes, send,
 };
 use uuid::Uuid;
 
 const SYSTEMUSER_UUID: &str = "urn:altinn:systemuser:uuid";
 const ACTION_ID: &str = "urn:oasis:names:tc:xacml:1.0:action:action-id";
 const RESOURCE_ATTR: &str = "urn:altinn:resource";
-const ORG_ATTR: &str = "urn:altinn:organization:identifier-no";
-const PERSON_ATTR: &str = "urn:altinn:person:identifier-no";
 const MIN_AUTH_LEVEL: &str = "urn:altinn:minimum-authenticationlevel";
 
 // ---------------------------------------------------------------------------------------------

@@ -12,65 +12,65 @@ async fn permit_one(pdp: &altinn_systemuser::pdp::AltinnPdp) {
     assert_eq!(pdp.decide(&question(Uuid::new_v4(), "read", OWNER_ORG)).await, Ok(Decision::Permit));
 }
 
+/// The fakes and a client whose tokens are in place: one permitted decision made.
+async fn setup_with_tokens() -> (crate::Fakes, altinn_systemuser::pdp::AltinnPdp) {
+    let (fakes, pdp) = setup().await;
+    fakes.altinn.set_answer(PdpAnswer::Decision("Permit".into()));
+    permit_one(&pdp).await;
+    (fakes, pdp)
+}
+
+/// (grants, exchanges, PDP calls) so far.
+fn traffic(fakes: &crate::Fakes) -> (usize, usize, usize) {
+    (
+        fakes.mp.token_requests(),
+        fakes.altinn.exchange_count(),
+        fakes.altinn.pdp_request_count(),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // After a 401
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn a_revoked_altinn_token_is_refreshed_once() {
-    let (fakes, pdp) = setup().await;
-    let (mp, altinn) = (&fakes.mp, &fakes.altinn);
-    altinn.set_answer(PdpAnswer::Decision("Permit".into()));
-    permit_one(&pdp).await;
+    let (fakes, pdp) = setup_with_tokens().await;
+    let altinn = &fakes.altinn;
 
     // The Altinn token is revoked: one 401, one refresh (grant and exchange), success.
     altinn.revoke_tokens();
     permit_one(&pdp).await;
-    assert_eq!(
-        (mp.token_requests(), altinn.exchange_count(), altinn.pdp_request_count()),
-        (2, 2, 3)
-    );
+    assert_eq!(traffic(&fakes), (2, 2, 3));
 }
 
 #[tokio::test]
 async fn a_pdp_that_keeps_saying_401_is_unauthorized_after_one_refresh() {
-    let (fakes, pdp) = setup().await;
-    let (mp, altinn) = (&fakes.mp, &fakes.altinn);
-    altinn.set_answer(PdpAnswer::Decision("Permit".into()));
-    permit_one(&pdp).await;
+    let (fakes, pdp) = setup_with_tokens().await;
+    let altinn = &fakes.altinn;
 
     altinn.set_answer(PdpAnswer::Status(401));
     let e = pdp.decide(&question(Uuid::new_v4(), "read", OWNER_ORG)).await.unwrap_err();
     assert_eq!(e.kind(), PdpErrorKind::Unauthorized);
     // One refresh (grant and exchange), two PDP calls.
-    assert_eq!(
-        (mp.token_requests(), altinn.exchange_count(), altinn.pdp_request_count()),
-        (2, 2, 3)
-    );
+    assert_eq!(traffic(&fakes), (2, 2, 3));
 }
 
 #[tokio::test]
 async fn a_403_is_unauthorized_without_a_token_refresh() {
-    let (fakes, pdp) = setup().await;
-    let (mp, altinn) = (&fakes.mp, &fakes.altinn);
-    altinn.set_answer(PdpAnswer::Decision("Permit".into()));
-    permit_one(&pdp).await;
+    let (fakes, pdp) = setup_with_tokens().await;
+    let altinn = &fakes.altinn;
 
     altinn.push_answer(PdpAnswer::Status(403));
     let e = pdp.decide(&question(Uuid::new_v4(), "read", OWNER_ORG)).await.unwrap_err();
     assert_eq!(e.kind(), PdpErrorKind::Unauthorized);
-    assert_eq!(
-        (mp.token_requests(), altinn.exchange_count(), altinn.pdp_request_count()),
-        (1, 1, 2)
-    );
+    assert_eq!(traffic(&fakes), (1, 1, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_401s_share_one_refresh() {
-    let (fakes, pdp) = setup().await;
+    let (fakes, pdp) = setup_with_tokens().await;
     let (mp, altinn) = (&fakes.mp, &fakes.altinn);
-    altinn.set_answer(PdpAnswer::Decision("Permit".into()));
-    permit_one(&pdp).await;
     assert_eq!((mp.token_requests(), altinn.exchange_count()), (1, 1));
 
     // Every request in flight carries the revoked token and gets a 401.

@@ -102,6 +102,10 @@ pub(crate) const SUBSCRIPTION_KEY: &str = "apim-subscription-key-5c1f0e7a9b";
 pub(crate) const PROVIDER_CLIENT_ID: &str = "provider-client-3f6d2a90";
 /// The API provider's organisation.
 pub(crate) const PROVIDER_ORG: &str = "974760673";
+/// The XACML attribute of an organisation party, as the PDP request carries it.
+pub(crate) const ORG_ATTR: &str = "urn:altinn:organization:identifier-no";
+/// The XACML attribute of a person party.
+pub(crate) const PERSON_ATTR: &str = "urn:altinn:person:identifier-no";
 
 /// FakeMaskinporten and FakeAltinn on 127.0.0.1:0, with the API provider's client registered
 /// for the PDP scope under its own key.
