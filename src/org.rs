@@ -223,7 +223,8 @@ impl Organisation {
     /// `NNNN:value` form are kept as [`OrgId::Other`]. Anything else is an error.
     pub fn from_iso6523(authority: &str, id: &str) -> Result<Self, IdentifierError> {
         let id = if let Some(num) = id.strip_prefix("0192:") {
-            OrgId::Norwegian(OrgNumber::parse(num)?)
+            // Nine digits after the one prefix: the lenient parser would take a second `0192:`.
+            OrgId::Norwegian(OrgNumber::parse_canonical(num)?)
         } else {
             let (icd, rest) = id.split_once(':').ok_or(IdentifierError::WrongLength(9))?;
             if icd.len() != 4 || !icd.bytes().all(|b| b.is_ascii_digit()) || rest.is_empty() {
@@ -454,5 +455,13 @@ mod tests {
         assert_eq!(other.org_number(), None);
         assert!(Organisation::from_iso6523(ISO6523_AUTHORITY, "0192:310702640").is_err());
         assert!(Organisation::from_iso6523(ISO6523_AUTHORITY, "310702641").is_err());
+    }
+
+    /// Found by the `party` fuzz target: the prefix was stripped twice.
+    #[test]
+    fn an_iso6523_id_has_one_prefix() {
+        for id in ["0192:0192:310702641", "0192: 310702641", "0192:+310702641"] {
+            assert!(Organisation::from_iso6523(ISO6523_AUTHORITY, id).is_err(), "{id}");
+        }
     }
 }

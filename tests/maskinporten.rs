@@ -365,6 +365,21 @@ async fn bad_claims_are_refused_with_their_reason() {
                 .claim("consumer", json!({"authority": "iso6523-actorid-upis", "ID": "0192:991825828"})),
         ),
         (
+            "invalid-claims",
+            mp.token().claim(
+                "consumer",
+                json!({"authority": "iso6523-actorid-upis", "ID": "0192:0192:991825827"}),
+            ),
+        ),
+        (
+            "invalid-system-user",
+            mp.system_user_token(Uuid::new_v4(), "310702641").claim(
+                "authorization_details",
+                json!([{"type": "urn:altinn:systemuser", "systemuser_id": [Uuid::new_v4()],
+                        "systemuser_org": {"authority": "iso6523-actorid-upis", "ID": "0192:0192:310702641"}, "system_id": "x"}]),
+            ),
+        ),
+        (
             "token-expired",
             mp.token()
                 .issued_at(now - Duration::from_secs(300))
