@@ -7,6 +7,9 @@ mod axum;
 mod body;
 mod error;
 mod future;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod maskinporten;
 pub mod org;
 mod outbound;

@@ -351,13 +351,7 @@ impl KeyStore {
                     return Ok((*u).clone());
                 }
                 let (body, _) = self.get_bounded(meta).await?;
-                // A member repeated (two `issuer`s, two `jwks_uri`s) is refused: no reading of it is safe.
-                let doc: Metadata = crate::strict_json::from_slice_unique(&body).map_err(|e| FetchError::Json(e.to_string()))?;
-                if doc.issuer != self.inner.issuer {
-                    return Err(FetchError::Metadata("issuer does not match the configured issuer"));
-                }
-                let uri = doc.jwks_uri.ok_or(FetchError::Metadata("no jwks_uri"))?;
-                let uri = crate::error::check_url("jwks_uri", &uri).map_err(|_| FetchError::Metadata("jwks_uri is not https"))?;
+                let uri = jwks_uri_from_metadata(&body, &self.inner.issuer)?;
                 self.inner.discovered_jwks.store(Some(Arc::new(uri.clone())));
                 Ok(uri)
             }
@@ -407,7 +401,19 @@ struct Metadata {
     jwks_uri: Option<String>,
 }
 
-fn max_age(cc: &str) -> Option<Duration> {
+/// The `jwks_uri` of an RFC 8414 metadata document, which must name `issuer` exactly. A member
+/// repeated (two `issuer`s, two `jwks_uri`s) is refused: no reading of it is safe.
+pub(crate) fn jwks_uri_from_metadata(body: &[u8], issuer: &str) -> Result<url::Url, FetchError> {
+    let doc: Metadata = crate::strict_json::from_slice_unique(body).map_err(|e| FetchError::Json(e.to_string()))?;
+    if doc.issuer != issuer {
+        return Err(FetchError::Metadata("issuer does not match the configured issuer"));
+    }
+    let uri = doc.jwks_uri.ok_or(FetchError::Metadata("no jwks_uri"))?;
+    crate::error::check_url("jwks_uri", &uri).map_err(|_| FetchError::Metadata("jwks_uri is not https"))
+}
+
+/// The `max-age` of a `Cache-Control` value; zero for `no-store` or `no-cache`.
+pub(crate) fn max_age(cc: &str) -> Option<Duration> {
     let mut out = None;
     for d in cc.split(',') {
         let d = d.trim();

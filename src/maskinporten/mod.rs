@@ -55,14 +55,14 @@
 //! # }
 //! ```
 
-mod algorithm;
+pub(crate) mod algorithm;
 mod cache;
-mod jwk;
-mod key_store;
+pub(crate) mod jwk;
+pub(crate) mod key_store;
 mod layer;
-mod service;
+pub(crate) mod service;
 mod token;
-mod validate;
+pub(crate) mod validate;
 #[cfg(test)]
 mod wycheproof_tests;
 

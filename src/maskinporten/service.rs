@@ -167,7 +167,7 @@ fn all_b64token_body(s: &[u8]) -> bool {
 
 /// The bytes of `Authorization: Bearer <token>`: one header, the `Bearer` scheme, within the
 /// size cap. Their shape is checked by [`b64token`], unless the token cache has these very bytes.
-fn bearer(headers: &HeaderMap, max: usize) -> Result<&[u8], RejectionKind> {
+pub(crate) fn bearer(headers: &HeaderMap, max: usize) -> Result<&[u8], RejectionKind> {
     let mut all = headers.get_all(AUTHORIZATION).iter();
     let value = all.next().ok_or(RejectionKind::MissingToken)?;
     if all.next().is_some() {
@@ -188,7 +188,7 @@ fn bearer(headers: &HeaderMap, max: usize) -> Result<&[u8], RejectionKind> {
 
 /// The token, if it is an RFC 6750 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"
 /// followed by "="s.
-fn b64token(token: &[u8]) -> Result<&str, RejectionKind> {
+pub(crate) fn b64token(token: &[u8]) -> Result<&str, RejectionKind> {
     let padding = token.iter().rev().take_while(|c| **c == b'=').count();
     let ok = !token.is_empty() && all_b64token_body(&token[..token.len() - padding]);
     if !ok {

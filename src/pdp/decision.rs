@@ -194,4 +194,6 @@ pub(crate) fn multi(results: &[Value], keys: &[DecisionKey]) -> Result<Vec<Decis
 #[cfg(test)]
 mod ambiguous_tests;
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

@@ -78,11 +78,11 @@ mod builder;
 mod cache;
 mod call;
 mod credentials;
-mod decision;
+pub(crate) mod decision;
 mod error;
 mod limiter;
-mod request;
-mod xacml;
+pub(crate) mod request;
+pub(crate) mod xacml;
 
 pub use breaker::BreakerState;
 pub use builder::AltinnPdpBuilder;

@@ -60,7 +60,7 @@
 mod layer;
 mod principal;
 mod service;
-mod target;
+pub(crate) mod target;
 
 pub use layer::{SystemUserLayer, SystemUserLayerBuilder};
 pub use principal::SystemUser;

@@ -1,0 +1,6 @@
+//! Fuzz target: see `altinn_systemuser::fuzzing::key_documents`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    altinn_systemuser::fuzzing::key_documents(data);
+});
