@@ -20,17 +20,26 @@
 //! | `PDP_CLIENT_ID` | the provider's own Maskinporten client id | - |
 //! | `PDP_KEY_ID` | `kid` of the provider's key | - |
 //! | `PDP_PRIVATE_KEY_FILE` | the provider's RSA private key, PEM (PKCS#8 or PKCS#1) | - |
+//!
+//! Operations: `GET /metrics` is the Prometheus text of the crate's metrics (no token; an
+//! HTTP-only route outside the layers), and the audit trail is logged with every request's
+//! span (`telemetry::make_span`): `RUST_LOG=altinn_systemuser::audit=info` shows it alone.
 
 use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
 use altinn_systemuser::reject::RefusalForm;
 use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
+use altinn_systemuser::telemetry;
+use altinn_systemuser::telemetry::metrics::{PDP_REQUEST_DURATION_BUCKETS, PDP_REQUEST_DURATION_SECONDS};
 use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use axum::extract::Path;
 use axum::routing::get;
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
+use std::sync::OnceLock;
 use std::time::Duration;
+use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
 /// The system user of the embedded demo.
@@ -203,6 +212,7 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
         )
         .route_layer(maskinporten.clone());
     let keys = maskinporten.keys().clone();
+    let metrics = prometheus();
     let router = Router::new()
         .route(
             "/healthz",
@@ -211,12 +221,42 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
                 async move { Json(json!({"status": "ok", "maskinporten_keys_loaded": ready})) }
             }),
         )
-        .merge(protected);
+        // Open, like /healthz: scraped by Prometheus, outside the layers.
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics.render();
+                async move { ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+            }),
+        )
+        .merge(protected)
+        // A span per request that declares the fields both layers fill in (system user, vendor,
+        // resource, party, decision source, outcome): every log line of a request carries them.
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span));
     Ok(App {
         router,
         maskinporten,
         embedded,
     })
+}
+
+/// The Prometheus recorder, installed as the process's `metrics` recorder the first time it is
+/// asked for (the tests build the app more than once in one process), with the PDP latency
+/// histogram's buckets: the `metrics` facade cannot set them, and without them the exporter
+/// renders a summary.
+pub(crate) fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(PDP_REQUEST_DURATION_SECONDS.to_owned()), PDP_REQUEST_DURATION_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            builder.install_recorder().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "another metrics recorder is installed; GET /metrics shows nothing");
+                PrometheusBuilder::new().build_recorder().handle()
+            })
+        })
+        .clone()
 }
 
 /// The token endpoint from the issuer's RFC 8414 metadata, or `{issuer}token`.
@@ -323,6 +363,10 @@ curl -si {base}/whoami -H "Authorization: Bearer $BROKEN"
 
 # 401: no token
 curl -si {base}/whoami
+
+# The metrics (Prometheus text, no token): requests by layer and reason, PDP results and latency,
+# decision-cache hits, key and credential refreshes
+curl -s {base}/metrics | grep altinn_systemuser
 "#,
         token = tokens.system_user,
         broken = tokens.broken,
@@ -366,6 +410,15 @@ async fn main() {
         .map(|a| a.to_string())
         .unwrap_or_else(|_| settings.addr.clone());
     let base = format!("http://{addr}");
+    // The exporter's upkeep (draining histogram samples into buckets) between scrapes.
+    let metrics = prometheus();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            metrics.run_upkeep();
+        }
+    });
     if let Some(embedded) = &app.embedded {
         println!("{}", curl_commands(&base, &embedded.tokens));
         println!(

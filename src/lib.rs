@@ -18,6 +18,7 @@ pub mod reject;
 mod single_flight;
 mod strict_json;
 pub mod systemuser;
+pub mod telemetry;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;

@@ -152,6 +152,7 @@ struct Row {
     challenge: Challenge,
     grpc: u8,
     problem_type: &'static str,
+    slug: &'static str,
     title: &'static str,
 }
 
@@ -187,6 +188,7 @@ macro_rules! rejection_kinds {
                         challenge: Challenge::$challenge,
                         grpc: grpc::$grpc,
                         problem_type: concat!("urn:altinn-systemuser:problem:", $slug),
+                        slug: $slug,
                         title: $title,
                     },)+
                 }
@@ -346,6 +348,18 @@ impl RejectionKind {
     /// The stable RFC 9457 problem type URI, `urn:altinn-systemuser:problem:<slug>`.
     pub fn problem_type(self) -> &'static str {
         self.row().problem_type
+    }
+
+    /// The stable slug, the last part of the [problem type](Self::problem_type): `token-expired`,
+    /// `access-denied`, ... Also the `reason` of the audit events and of the request metrics
+    /// (see [`crate::telemetry`]).
+    ///
+    /// ```
+    /// use altinn_systemuser::reject::RejectionKind;
+    /// assert_eq!(RejectionKind::NotApplicable.slug(), "access-not-granted");
+    /// ```
+    pub fn slug(self) -> &'static str {
+        self.row().slug
     }
 
     /// A short, fixed, human-readable title (also the `grpc-message`).
@@ -572,7 +586,6 @@ pub(crate) fn render(
     rejection: Rejection,
     request_headers: &HeaderMap,
 ) -> Response<Bytes> {
-    tracing::debug!(kind = ?rejection.kind(), "request refused");
     let rejection = rejection.with_form(form);
     let mut res = responder.respond(&rejection, request_headers);
     res.extensions_mut().insert(rejection);

@@ -116,14 +116,14 @@ where
     {
         let mut slots = lock(&self.slots);
         if let Some(slot) = slots.get(&key) {
-            return Flight(Either::Right(slot.running.clone()));
+            return Flight::new(Either::Right(slot.running.clone()), Role::Joined);
         }
         if let Some(answer) = instead() {
-            return Flight(Either::Left(ready(answer)));
+            return Flight::new(Either::Left(ready(answer)), Role::Instead);
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!("no Tokio runtime: shared work cannot be started");
-            return Flight(Either::Left(ready(Err((self.timed_out)()))));
+            return Flight::new(Either::Left(ready(Err((self.timed_out)()))), Role::Started);
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let deadline = deadline_in(self.budget);
@@ -149,7 +149,7 @@ where
                 running: running.clone(),
             },
         );
-        Flight(Either::Right(running))
+        Flight::new(Either::Right(running), Role::Started)
     }
 
     /// Whether a run for `key` is in flight.
@@ -180,24 +180,50 @@ fn lock<K, T, E>(slots: &Slots<K, T, E>) -> MutexGuard<'_, HashMap<K, Slot<T, E>
     slots.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How a caller came by its [`Flight`]: known as soon as [`SingleFlight::run_unless`] returns,
+/// without waiting, locking or allocating (the PDP client reports it as the decision's source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// `instead` answered: no run was started or joined.
+    Instead,
+    /// This caller started the run (or tried to: without a runtime it fails at once).
+    Started,
+    /// This caller joined a run in flight.
+    Joined,
+}
+
 /// One caller's wait for a run's result. Dropping it leaves the run alone.
-pub(crate) struct Flight<T, E>(Either<Ready<Result<T, E>>, Running<T, E>>);
+pub(crate) struct Flight<T, E> {
+    wait: Either<Ready<Result<T, E>>, Running<T, E>>,
+    role: Role,
+}
+
+impl<T, E> Flight<T, E> {
+    fn new(wait: Either<Ready<Result<T, E>>, Running<T, E>>, role: Role) -> Self {
+        Flight { wait, role }
+    }
+
+    /// Whether this caller started the run, joined it, or was answered by `instead`.
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+}
 
 impl<T: Clone, E: Clone> Future for Flight<T, E> {
     type Output = Result<T, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.poll_unpin(cx)
+        self.wait.poll_unpin(cx)
     }
 }
 
 impl<T, E> fmt::Debug for Flight<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.0 {
+        let state = match self.wait {
             Either::Left(_) => "ready",
             Either::Right(_) => "running",
         };
-        f.debug_tuple("Flight").field(&state).finish()
+        f.debug_struct("Flight").field("state", &state).field("role", &self.role).finish()
     }
 }
 
@@ -376,10 +402,14 @@ mod tests {
         // While the run is in flight, callers join it whatever `instead` would say.
         *cache.lock().unwrap() = Some(99);
         let joined = f.run_unless("k", cached(&cache), counts.work(MS, Ok(6)), |_| {});
+        // Each caller knows at once how it came by its flight.
+        assert_eq!((first.role(), joined.role()), (Role::Started, Role::Joined));
         assert_eq!((first.await, joined.await), (Ok(5), Ok(5)));
         assert!(slot_held_in_done.load(Ordering::SeqCst));
         // Afterwards `instead` answers from what `done` stored, without a run.
-        assert_eq!(f.run_unless("k", cached(&cache), counts.work(MS, Ok(7)), |_| {}).await, Ok(5));
+        let answered = f.run_unless("k", cached(&cache), counts.work(MS, Ok(7)), |_| {});
+        assert_eq!(answered.role(), Role::Instead);
+        assert_eq!(answered.await, Ok(5));
         assert_eq!(counts.get(), [1, 1, 1, 1]);
     }
 

@@ -29,6 +29,7 @@ const KEYS: [&str; 9] = [
 async fn embedded_demo_flow() {
     let app = quickstart::build(&Settings::from_lookup(|_| None)).await.unwrap();
     let tokens = app.embedded.as_ref().unwrap().tokens.clone();
+    let app_issuer = app.embedded.as_ref().unwrap().maskinporten.issuer();
     let base = serve(app.router).await;
     let http = reqwest::Client::new();
     let get = |path: &str, token: Option<&str>| {
@@ -80,6 +81,47 @@ async fn embedded_demo_flow() {
     assert_eq!(r.status(), 400, "bad check digit in the path");
     let r = get("/healthz", None).await.unwrap();
     assert_eq!(r.status(), 200);
+
+    // The metrics, without a token: the named series, after the requests above.
+    let r = get("/metrics", None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no series {series} in\n{text}"));
+        line[series.len()..].trim().parse().unwrap()
+    };
+    let requests = |layer: &str, outcome: &str, reason: &str| {
+        value(&format!(
+            r#"altinn_systemuser_requests_total{{layer="{layer}",outcome="{outcome}",reason="{reason}"}}"#
+        ))
+    };
+    // Other tests of this binary share the process's recorder: at least what this one did.
+    assert!(requests("systemuser", "allowed", "ok") >= 2.0);
+    assert!(requests("systemuser", "refused", "access-not-granted") >= 2.0);
+    assert!(requests("systemuser", "refused", "invalid-party") >= 1.0);
+    assert!(requests("maskinporten", "refused", "invalid-signature") >= 1.0);
+    assert!(requests("maskinporten", "refused", "missing-token") >= 1.0);
+    assert!(value(r#"altinn_systemuser_pdp_requests_total{result="permit"}"#) >= 2.0);
+    assert!(value(r#"altinn_systemuser_pdp_requests_total{result="not_applicable"}"#) >= 2.0);
+    assert!(value(r#"altinn_systemuser_decision_cache_total{result="miss"}"#) >= 4.0);
+    assert!(value(r#"altinn_systemuser_credentials_refresh_total{step="grant",result="ok"}"#) >= 1.0);
+    assert!(value(r#"altinn_systemuser_credentials_refresh_total{step="exchange",result="ok"}"#) >= 1.0);
+    let issuer = app_issuer;
+    assert!(value(&format!(r#"altinn_systemuser_jwks_refresh_total{{issuer="{issuer}",result="ok"}}"#)) >= 1.0);
+    let fetched = value(&format!(
+        r#"altinn_systemuser_jwks_last_success_timestamp_seconds{{issuer="{issuer}"}}"#
+    ));
+    assert!(fetched > 1.7e9, "a Unix time: {fetched}");
+    // A histogram with the crate's buckets (1 ms to 10 s), not a summary.
+    assert!(value(r#"altinn_systemuser_pdp_request_duration_seconds_bucket{le="0.001"}"#) >= 0.0);
+    assert!(value(r#"altinn_systemuser_pdp_request_duration_seconds_bucket{le="10"}"#) >= 4.0);
+    assert!(value("altinn_systemuser_pdp_request_duration_seconds_count") >= 4.0);
+    // No label carries a token, an id or a party.
+    assert!(!text.contains(&tokens.system_user) && !text.contains(DEMO_SYSTEM_USER) && !text.contains(DEMO_CLIENT_ORG));
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@
 use super::jwk::{KeyMap, VerifyingKey, parse_jwks};
 use crate::outbound::{self, BodyError};
 use crate::single_flight::{Flight, SingleFlight};
+use crate::telemetry::metrics;
 use arc_swap::ArcSwapOption;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -297,6 +298,7 @@ impl KeyStore {
     /// Records how a fetch ended (backoff after a failure); runs before its slot is freed, so
     /// that the next caller sees the backoff.
     fn settle(&self, result: &Result<(), FetchError>) {
+        metrics::jwks_refresh(&self.inner.issuer, result.is_ok());
         let mut st = self.lock_state();
         match result {
             Ok(()) => {

@@ -78,6 +78,7 @@ pub struct MaskinportenLayerBuilder {
     cache_capacity: u64,
     responder: Arc<dyn RejectionResponder>,
     form: RefusalForm,
+    refusal_level: tracing::Level,
 }
 
 impl Default for MaskinportenLayerBuilder {
@@ -98,6 +99,7 @@ impl Default for MaskinportenLayerBuilder {
             cache_capacity: 10_000,
             responder: Arc::new(ProblemResponder),
             form: RefusalForm::Auto,
+            refusal_level: tracing::Level::DEBUG,
         }
     }
 }
@@ -119,6 +121,7 @@ impl std::fmt::Debug for MaskinportenLayerBuilder {
             .field("key_store", &self.shared_keys)
             .field("token_cache_capacity", &self.cache_capacity)
             .field("refusal_form", &self.form)
+            .field("refusal_log_level", &self.refusal_level)
             .finish_non_exhaustive()
     }
 }
@@ -280,6 +283,16 @@ impl MaskinportenLayerBuilder {
         self
     }
 
+    /// The level of the audit event for each refused token (default `DEBUG`): an event on the
+    /// target `altinn_systemuser::audit` with `outcome` `refused` and the refusal's `reason`
+    /// only, nothing read from the token. Kept below `INFO` by default so that a client sending
+    /// garbage cannot flood the logs; raise it where refusals must be on the record. See
+    /// [`crate::telemetry::audit`].
+    pub fn refusal_log_level(mut self, level: tracing::Level) -> Self {
+        self.refusal_level = level;
+        self
+    }
+
     /// Checks the configuration and builds the layer. No network I/O.
     pub fn build(self) -> Result<MaskinportenLayer, ConfigError> {
         let issuer = self
@@ -385,6 +398,7 @@ impl MaskinportenLayerBuilder {
                 cache,
                 responder: self.responder,
                 form: self.form,
+                refusal_level: self.refusal_level,
             }),
         })
     }

@@ -6,6 +6,8 @@ use super::token::MaskinportenToken;
 use super::validate::{Validator, now_unix};
 use crate::ResponseFuture;
 use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
+use crate::telemetry::metrics::{self, LayerName};
+use crate::telemetry::{audit, span};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::AUTHORIZATION;
@@ -13,6 +15,7 @@ use http::{HeaderMap, Request, Response};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
+use tracing::Span;
 
 /// The scopes a route requires.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +50,8 @@ pub(crate) struct Config {
     pub cache: Option<TokenCache>,
     pub responder: Arc<dyn RejectionResponder>,
     pub form: RefusalForm,
+    /// The level of the audit event of a refusal.
+    pub refusal_level: tracing::Level,
 }
 
 impl Config {
@@ -60,7 +65,13 @@ impl Config {
         self.render(r, headers)
     }
 
+    /// The refusal's response, after its audit event, metric and span fields (the reason only:
+    /// nothing from a token that may not have verified).
     fn render(&self, r: Rejection, headers: &HeaderMap) -> Response<Bytes> {
+        let kind = r.kind();
+        audit::token_refused(self.refusal_level, kind);
+        metrics::request_refused(LayerName::Maskinporten, kind);
+        span::record_outcome(&Span::current(), Err(kind));
         reject::render(&*self.responder, self.form, r, headers)
     }
 
@@ -72,6 +83,8 @@ impl Config {
         if let Some(v) = req.headers_mut().get_mut(AUTHORIZATION) {
             v.set_sensitive(true);
         }
+        metrics::request_allowed(LayerName::Maskinporten);
+        span::record_token(&Span::current(), &token);
         req.extensions_mut().insert(token);
         Ok(())
     }

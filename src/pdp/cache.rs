@@ -37,9 +37,40 @@ use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Either};
+
 use super::request::{DecisionKey, DecisionRequest};
 use super::{Decision, PdpError};
-use crate::single_flight::{SingleFlight, deadline_in};
+use crate::single_flight::{Flight, Role, SingleFlight, deadline_in};
+use crate::telemetry::metrics::{self, CacheResult};
+
+/// How a decision was found, known as soon as the question is asked: for the audit trail and
+/// the request span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DecisionSource {
+    /// The decision cache.
+    Cache,
+    /// A PDP call this question started.
+    Pdp,
+    /// An identical question's PDP call in flight, joined.
+    Shared,
+}
+
+impl DecisionSource {
+    /// The value of the `decision_source` field.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DecisionSource::Cache => "cache",
+            DecisionSource::Pdp => "pdp",
+            DecisionSource::Shared => "shared",
+        }
+    }
+}
+
+/// The wait for a decision that was not in the cache when asked: a flight (shared call), or
+/// the caller's own call when the cache is off.
+pub(crate) type Pending = Either<Flight<Decision, PdpError>, BoxFuture<'static, Result<Decision, PdpError>>>;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -154,10 +185,11 @@ impl DecisionCache {
         W: FnOnce(tokio::time::Instant) -> F,
         F: Future<Output = Result<Decision, PdpError>> + Send + 'static,
     {
-        self.get_or_fetch_admitted(key, valid_until, || Ok(()), fetch).await
+        self.start(key, valid_until, || Ok(()), fetch).0.await
     }
 
-    /// The cached decision, or the one `fetch` produces (cached as its kind allows).
+    /// The cached decision, or the one `fetch` produces (cached as its kind allows), and how
+    /// it is found (`None`: refused before any call, by `admit`).
     ///
     /// `fetch` is given its deadline (one budget from its start) and builds the PDP call.
     /// Concurrent callers with the same key share one call (see the [module docs](self)): it
@@ -168,41 +200,77 @@ impl DecisionCache {
     /// `admit` is asked only when a new call would start (not for a cached decision, nor for a
     /// caller that joins a call in flight); its error is the answer instead of a call. It runs
     /// under the flights' lock: it must be quick.
-    pub(crate) async fn get_or_fetch_admitted<A, W, F>(
+    ///
+    /// Counts the lookup (hit, miss, shared) and, once per call, the call's result.
+    pub(crate) fn start<A, W, F>(
         &self,
         key: DecisionKey,
         valid_until: Option<SystemTime>,
         admit: A,
         fetch: W,
-    ) -> Result<Decision, PdpError>
+    ) -> (Pending, Option<DecisionSource>)
     where
         A: FnOnce() -> Result<(), PdpError>,
         W: FnOnce(tokio::time::Instant) -> F,
         F: Future<Output = Result<Decision, PdpError>> + Send + 'static,
     {
         let Some(store) = &self.store else {
-            admit()?;
+            metrics::decision_cache(CacheResult::Miss);
+            if let Err(refused) = admit() {
+                let refused = Err(refused);
+                metrics::pdp_result(&refused, 1);
+                return (Either::Right(std::future::ready(refused).boxed()), None);
+            }
             let deadline = deadline_in(self.budget);
-            return tokio::time::timeout_at(deadline, fetch(deadline))
-                .await
-                .unwrap_or_else(|_| Err(PdpError::timeout()));
+            let call = tokio::time::timeout_at(deadline, fetch(deadline)).map(|r| {
+                let r = r.unwrap_or_else(|_| Err(PdpError::timeout()));
+                metrics::pdp_result(&r, 1);
+                r
+            });
+            return (Either::Right(call.boxed()), Some(DecisionSource::Pdp));
         };
         let (permit_ttl, deny_ttl) = (self.permit_ttl, self.deny_ttl);
         let (stored, stored_key) = (store.clone(), key.clone());
         // Checked under the flights' lock: a call stores its answer before its slot is freed.
-        // Nothing cached and nothing in flight: a new call, if `admit` lets it start.
+        // Nothing cached and nothing in flight: a new call, if `admit` lets it start. Whether
+        // the cache answered is noted here and counted after the lock is released.
+        let mut hit = false;
         let instead = || match store.get(&key) {
-            Some(d) => Some(Ok(d)),
+            Some(d) => {
+                hit = true;
+                Some(Ok(d))
+            }
             None => admit().err().map(Err),
         };
         let flight = self.flights.run_unless(key.clone(), instead, fetch, move |result| {
+            metrics::pdp_result(result, 1);
             if let Ok(decision) = *result
                 && let Some(ttl) = ttl(permit_ttl, deny_ttl, decision, valid_until, SystemTime::now())
             {
                 stored.insert(stored_key, decision, ttl);
             }
         });
-        flight.await
+        let source = match flight.role() {
+            Role::Instead if hit => {
+                metrics::decision_cache(CacheResult::Hit);
+                Some(DecisionSource::Cache)
+            }
+            Role::Instead => {
+                // Refused by `admit`: the system user is over its limit.
+                metrics::decision_cache(CacheResult::Miss);
+                metrics::pdp_result(&Err(PdpError::too_many_decisions(None)), 1);
+                None
+            }
+            Role::Started => {
+                metrics::decision_cache(CacheResult::Miss);
+                Some(DecisionSource::Pdp)
+            }
+            Role::Joined => {
+                metrics::decision_cache(CacheResult::Shared);
+                Some(DecisionSource::Shared)
+            }
+        };
+        (Either::Left(flight), source)
     }
 
     /// Stores a decision fetched elsewhere (a multi-request), as its kind allows.

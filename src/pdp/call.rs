@@ -21,6 +21,7 @@ use super::breaker::Outcome;
 use super::credentials::AltinnToken;
 use super::{Inner, MIN_RETRY_BUDGET, PdpError, PdpErrorKind, SUBSCRIPTION_KEY};
 use crate::outbound::{self, BodyError};
+use crate::telemetry::metrics;
 
 /// How one HTTP attempt ended.
 enum Attempt {
@@ -94,8 +95,11 @@ impl Inner {
         let mut token = self.token(false, deadline).await.map_err(Failed::Token)?;
         let (mut refreshed, mut retried) = (false, false);
         loop {
+            let sent = Instant::now();
             let attempt = tokio::time::timeout_at(deadline, self.attempt(&token, body.clone()));
-            match attempt.await.unwrap_or_else(|_| Attempt::Fatal(PdpError::timeout())) {
+            let attempt = attempt.await.unwrap_or_else(|_| Attempt::Fatal(PdpError::timeout()));
+            metrics::pdp_duration(sent.elapsed());
+            match attempt {
                 Attempt::Answer(bytes) => return Ok(bytes),
                 Attempt::Unauthorized if !refreshed => {
                     refreshed = true;

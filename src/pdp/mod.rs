@@ -91,6 +91,8 @@ pub use decision::Decision;
 pub use error::{PdpError, PdpErrorKind};
 pub use request::{Action, DecisionRequest, ResourceId, TargetError};
 
+pub(crate) use cache::DecisionSource;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -100,6 +102,7 @@ use http::header::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use crate::single_flight::deadline_in;
+use crate::telemetry::metrics::{self, CacheResult};
 use breaker::Breaker;
 use cache::DecisionCache;
 use limiter::DecisionLimiter;
@@ -187,8 +190,16 @@ impl AltinnPdp {
     /// `Ok` carries what the PDP decided, read deny-biased; only [`Decision::Permit`]
     /// authorizes. `Err` means no decision could be had (treat it as a refusal you may retry).
     pub async fn decide(&self, req: &DecisionRequest) -> Result<Decision, PdpError> {
+        self.decide_sourced(req).await.0
+    }
+
+    /// [`decide`](Self::decide), and how the decision was found: from the cache, by a PDP call
+    /// of its own, or shared with an identical question in flight (`None`: refused before any
+    /// call, by the breaker or the limit). Known when the question is asked, at no cost.
+    pub(crate) async fn decide_sourced(&self, req: &DecisionRequest) -> (Result<Decision, PdpError>, Option<DecisionSource>) {
         if let Some(d) = self.inner.cache.get_for(req) {
-            return Ok(d);
+            metrics::decision_cache(CacheResult::Hit);
+            return (Ok(d), Some(DecisionSource::Cache));
         }
         self.decide_key(DecisionKey::of(req), req.valid_until()).await
     }
@@ -198,12 +209,19 @@ impl AltinnPdp {
     /// `None` means that [`decide`](Self::decide) would have to ask the PDP (or that the cache
     /// is off). The system-user layer answers from here when it can.
     pub fn cached_decision(&self, req: &DecisionRequest) -> Option<Decision> {
-        self.inner.cache.get_for(req)
+        let found = self.inner.cache.get_for(req);
+        if found.is_some() {
+            metrics::decision_cache(CacheResult::Hit);
+        }
+        found
     }
 
-    async fn decide_key(&self, key: DecisionKey, valid_until: Option<SystemTime>) -> Result<Decision, PdpError> {
+    async fn decide_key(&self, key: DecisionKey, valid_until: Option<SystemTime>) -> (Result<Decision, PdpError>, Option<DecisionSource>) {
         if let Some(refused) = self.inner.breaker.refusal() {
-            return Err(refused);
+            let refused = Err(refused);
+            metrics::decision_cache(CacheResult::Miss);
+            metrics::pdp_result(&refused, 1);
+            return (refused, None);
         }
         let deadline = deadline_in(self.inner.timeout);
         let client = self.clone();
@@ -225,13 +243,15 @@ impl AltinnPdp {
         let subject = key.subject;
         // A token only when a new call starts: not for a cached decision, not to join a call.
         let admit = || inner.limiter.take(subject);
-        match tokio::time::timeout_at(deadline, inner.cache.get_or_fetch_admitted(key, valid_until, admit, fetch)).await {
+        let (pending, source) = inner.cache.start(key, valid_until, admit, fetch);
+        let result = match tokio::time::timeout_at(deadline, pending).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(budget_ms = inner.timeout.as_millis() as u64, "Altinn PDP decision timed out");
                 Err(PdpError::timeout())
             }
-        }
+        };
+        (result, source)
     }
 
     /// The decisions for several questions, in the order asked.
@@ -248,6 +268,7 @@ impl AltinnPdp {
         let mut pending: Vec<(usize, usize)> = Vec::new();
         for (i, req) in reqs.iter().enumerate() {
             if let Some(d) = self.inner.cache.get_for(req) {
+                metrics::decision_cache(CacheResult::Hit);
                 out[i] = Some(d);
                 continue;
             }
@@ -260,15 +281,24 @@ impl AltinnPdp {
             bounds[m] = earliest(bounds[m], req.valid_until());
             pending.push((i, m));
         }
+        // A question asked twice in one call shares the one answer.
+        metrics::decision_cache_n(CacheResult::Shared, pending.len() - misses.len());
         let answers = match misses.len() {
             0 => Vec::new(),
-            1 => vec![self.decide_key(misses[0].clone(), bounds[0]).await?],
+            // Counted as a lookup and a PDP question by `decide_key`.
+            1 => vec![self.decide_key(misses[0].clone(), bounds[0]).await.0?],
             _ => {
-                if let Some(refused) = self.inner.breaker.refusal() {
-                    return Err(refused);
+                let questions = misses.len();
+                metrics::decision_cache_n(CacheResult::Miss, questions);
+                let refused = match self.inner.breaker.refusal() {
+                    Some(refused) => Err(refused),
+                    // One token per distinct question asked, of its system user's bucket.
+                    None => self.inner.limiter.take_for(misses.iter().map(|k| k.subject)),
+                };
+                if let Err(e) = refused {
+                    metrics::pdp_result(&Err(e.clone()), questions);
+                    return Err(e);
                 }
-                // One token per distinct question asked, of its system user's bucket.
-                self.inner.limiter.take_for(misses.iter().map(|k| k.subject))?;
                 let deadline = deadline_in(self.inner.timeout);
                 let inner = &*self.inner;
                 let fetch = async {
@@ -282,7 +312,11 @@ impl AltinnPdp {
                     tracing::debug!(questions = misses.len(), "Altinn PDP decided several");
                     Ok(decisions)
                 };
-                let answers = tokio::time::timeout_at(deadline, fetch).await.map_err(|_| PdpError::timeout())??;
+                let answers = tokio::time::timeout_at(deadline, fetch)
+                    .await
+                    .unwrap_or_else(|_| Err(PdpError::timeout()))
+                    .inspect(|answers| answers.iter().for_each(|d| metrics::pdp_result(&Ok(*d), 1)))
+                    .inspect_err(|e| metrics::pdp_result(&Err(e.clone()), questions))?;
                 for ((key, d), bound) in misses.iter().zip(&answers).zip(&bounds) {
                     self.inner.cache.insert(key.clone(), *d, *bound);
                 }

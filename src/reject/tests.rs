@@ -160,6 +160,7 @@ fn every_kind_answers_as_pinned() {
         assert_eq!(kind.status().as_u16(), status, "{kind:?}");
         assert_eq!(kind.grpc_code(), grpc, "{kind:?}");
         assert_eq!(kind.problem_type(), format!("urn:altinn-systemuser:problem:{slug}"), "{kind:?}");
+        assert_eq!(kind.slug(), slug, "{kind:?}");
         assert_eq!(kind.title(), title, "{kind:?}");
     }
 }

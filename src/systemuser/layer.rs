@@ -7,6 +7,7 @@ use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
 use crate::pdp::{Action, AltinnPdp, ResourceId};
 use crate::reject::{ProblemResponder, RefusalForm, RejectionResponder};
+use crate::telemetry::audit::PartyKey;
 use http::HeaderName;
 use http::request::Parts;
 use std::collections::HashMap;
@@ -56,6 +57,7 @@ pub struct SystemUserLayerBuilder {
     party: PartySource,
     responder: Arc<dyn RejectionResponder>,
     form: RefusalForm,
+    party_key: Option<PartyKey>,
     /// The first setter error; never erased by a later setter.
     error: Option<ConfigError>,
 }
@@ -70,6 +72,7 @@ impl Default for SystemUserLayerBuilder {
             party: PartySource::SystemUserOrg,
             responder: Arc::new(ProblemResponder),
             form: RefusalForm::Auto,
+            party_key: None,
             error: None,
         }
     }
@@ -84,6 +87,7 @@ impl std::fmt::Debug for SystemUserLayerBuilder {
             .field("grpc_methods", &self.grpc)
             .field("party", &self.party)
             .field("refusal_form", &self.form)
+            .field("audit_party_key", &self.party_key)
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
@@ -242,6 +246,27 @@ impl SystemUserLayerBuilder {
         self
     }
 
+    /// Pseudonymise persons in the audit trail and the request span under this secret key
+    /// (at least 32 bytes, from your secret store), instead of writing `redacted`.
+    ///
+    /// A party that is a person (an 11-digit national identity number) is never written in
+    /// clear. Without a key it is `redacted`; with one it is `hmac-sha256:` followed by the
+    /// first 128 bits of HMAC-SHA256(key, identifier) in hex, the same for every request of
+    /// that person under that key, so an investigation can find them together (and, with the
+    /// key, check whether a given person was the party), while the logs alone do not name
+    /// anyone. Keep the key as secret as the logs are sensitive: the identifier space is small
+    /// enough to search without it being secret. Organisation numbers are always in clear.
+    /// The key is never shown (`Debug` redacts it). See [`crate::telemetry::audit`].
+    pub fn audit_party_key(mut self, key: &[u8]) -> Self {
+        match PartyKey::new(key) {
+            Ok(k) => {
+                self.party_key = Some(k);
+                self
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
     /// Checks the configuration and builds the layer. No network I/O.
     pub fn build(self) -> Result<SystemUserLayer, ConfigError> {
         if let Some(e) = self.error {
@@ -269,6 +294,7 @@ impl SystemUserLayerBuilder {
                 target: Target { resource, action, party },
                 responder: self.responder,
                 form: self.form,
+                party_key: self.party_key,
             }),
         })
     }
@@ -348,6 +374,23 @@ mod tests {
         assert!(ok().grpc_method("/a.B/C", "read").action_from_method().build().is_ok());
         // The first of two errors is the one reported.
         assert_eq!(err(ok().action("Read").resource("Krav")).1, "action");
+        // A party key too short to be a key.
+        assert_eq!(
+            err(ok().audit_party_key(b"short").audit_party_key(&[9; 32])),
+            (ConfigErrorKind::Invalid, "audit_party_key")
+        );
+        assert!(ok().audit_party_key(&[9; 32]).build().is_ok());
+    }
+
+    #[test]
+    fn builder_debug_never_shows_the_party_key() {
+        let key = b"party-key-0123456789-abcdefghijkl";
+        let shown = format!("{:?}", ok().audit_party_key(key));
+        assert!(shown.contains("audit_party_key: Some(<redacted>)"), "{shown}");
+        assert!(!shown.contains("party-key-0123"), "{shown}");
+        // Nor in the error of a key that is too short.
+        let shown = format!("{:?}", ok().audit_party_key(b"secret-but-short").build().unwrap_err());
+        assert!(!shown.contains("secret-but-short"), "{shown}");
     }
 
     #[test]

@@ -5,8 +5,11 @@ use super::target::Target;
 use crate::ResponseFuture;
 use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
-use crate::pdp::{AltinnPdp, Decision, DecisionRequest, PdpError, PdpErrorKind};
+use crate::pdp::{AltinnPdp, Decision, DecisionRequest, DecisionSource, PdpError, PdpErrorKind};
 use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
+use crate::telemetry::audit::{self, Authorization, PartyKey};
+use crate::telemetry::metrics::{self, LayerName};
+use crate::telemetry::span;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{HeaderMap, Request, Response};
@@ -14,13 +17,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::Instant;
 use tower_service::Service;
+use tracing::Span;
 
 pub(crate) struct Config {
     pub pdp: AltinnPdp,
     pub target: Target,
     pub responder: Arc<dyn RejectionResponder>,
     pub form: RefusalForm,
+    /// Persons in the audit trail and the span are pseudonymised under this key, if given.
+    pub party_key: Option<PartyKey>,
 }
 
 static MISSING_LOGGED: AtomicBool = AtomicBool::new(false);
@@ -30,27 +37,106 @@ impl Config {
         reject::render(&*self.responder, self.form, r, headers)
     }
 
+    /// Tells the world how a request was answered: its one audit event, the request metric and
+    /// the fields of the current span.
+    fn report(&self, outcome: Result<(), RejectionKind>, known: &Authorization<'_>) {
+        let key = self.party_key.as_ref();
+        audit::authorization(outcome, known, key);
+        match outcome {
+            Ok(()) => metrics::request_allowed(LayerName::SystemUser),
+            Err(kind) => metrics::request_refused(LayerName::SystemUser, kind),
+        }
+        let current = Span::current();
+        if let (Some(resource), Some(action), Some(party)) = (known.resource, known.action, known.party) {
+            span::record_target(&current, resource, action, party, known.source, key);
+        }
+        span::record_outcome(&current, outcome);
+    }
+
+    /// A refusal before the PDP was asked (no token, no system user, no valid target).
+    fn refuse_early(&self, kind: RejectionKind, token: Option<&MaskinportenToken>, headers: &HeaderMap) -> Response<Bytes> {
+        self.report(
+            Err(kind),
+            &Authorization {
+                token,
+                ..Authorization::default()
+            },
+        );
+        self.reject(Rejection::new(kind), headers)
+    }
+
     /// The request with its [`SystemUser`] on a `Permit`; the rejection otherwise.
     // The error is the response itself, moved once; boxing it would cost every refusal an
     // allocation for nothing.
     #[allow(clippy::result_large_err)]
-    fn admit<B>(&self, decision: Decision, ask: DecisionRequest, mut req: Request<B>) -> Result<Request<B>, Response<Bytes>> {
-        if let Some(kind) = refusal(decision) {
+    fn admit<B>(
+        &self,
+        decision: Decision,
+        ask: DecisionRequest,
+        mut req: Request<B>,
+        source: Option<DecisionSource>,
+        pdp_ms: Option<u64>,
+    ) -> Result<Request<B>, Response<Bytes>> {
+        let token = req.extensions().get::<MaskinportenToken>();
+        let outcome = match refusal(decision) {
+            Some(kind) => Err(kind),
+            None if token.and_then(MaskinportenToken::system_user).is_none() => Err(RejectionKind::NotASystemUser),
+            None => Ok(()),
+        };
+        self.report(
+            outcome,
+            &Authorization {
+                token,
+                resource: Some(ask.resource()),
+                action: Some(ask.action()),
+                party: Some(ask.party()),
+                source,
+                pdp_ms,
+            },
+        );
+        if let Err(kind) = outcome {
             return Err(self.reject(Rejection::new(kind), req.headers()));
         }
         let asked = ask.into_key();
-        let principal = req
-            .extensions()
-            .get::<MaskinportenToken>()
-            .and_then(|token| SystemUser::new(token, asked.resource, asked.action, asked.party));
+        let principal = token.and_then(|token| SystemUser::new(token, asked.resource, asked.action, asked.party));
         match principal {
             Some(principal) => {
                 req.extensions_mut().insert(principal);
                 Ok(req)
             }
+            // Checked above: the token has a system user.
             None => Err(self.reject(Rejection::new(RejectionKind::NotASystemUser), req.headers())),
         }
     }
+
+    /// No decision could be had: the refusal (429 or 503), reported.
+    fn no_decision<B>(
+        &self,
+        e: &PdpError,
+        ask: &DecisionRequest,
+        req: &Request<B>,
+        source: Option<DecisionSource>,
+        pdp_ms: Option<u64>,
+    ) -> Response<Bytes> {
+        let rejection = no_decision(e);
+        self.report(
+            Err(rejection.kind()),
+            &Authorization {
+                token: req.extensions().get::<MaskinportenToken>(),
+                resource: Some(ask.resource()),
+                action: Some(ask.action()),
+                party: Some(ask.party()),
+                source,
+                pdp_ms,
+            },
+        );
+        self.reject(rejection, req.headers())
+    }
+}
+
+/// How long a request waited for its decision, in whole milliseconds (saturating).
+fn millis_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Lets a request through only when the Altinn PDP permits its system user to do the route's
@@ -156,10 +242,10 @@ where
                     "SystemUserLayer got a request without a verified Maskinporten token: put MaskinportenLayer in front of it"
                 );
             }
-            return ResponseFuture::rejected(config.reject(Rejection::new(RejectionKind::LayerMissing), &parts.headers));
+            return ResponseFuture::rejected(config.refuse_early(RejectionKind::LayerMissing, None, &parts.headers));
         };
         let Some(su) = token.system_user() else {
-            return ResponseFuture::rejected(config.reject(Rejection::new(RejectionKind::NotASystemUser), &parts.headers));
+            return ResponseFuture::rejected(config.refuse_early(RejectionKind::NotASystemUser, Some(token), &parts.headers));
         };
         let (subject, owner) = (su.id(), Party::Organisation(su.owner_org()));
         let target = &config.target;
@@ -169,7 +255,7 @@ where
             .and_then(|(r, a)| Ok((r, a, target.party(&parts, token, owner)?)));
         let (resource, action, party) = match resolved {
             Ok(t) => t,
-            Err(kind) => return ResponseFuture::rejected(config.reject(Rejection::new(kind), &parts.headers)),
+            Err(kind) => return ResponseFuture::rejected(config.refuse_early(kind, Some(token), &parts.headers)),
         };
         let ask = DecisionRequest::new(subject, action, resource, party).with_valid_until(token.expires_at());
         let req = Request::from_parts(parts, body);
@@ -177,7 +263,7 @@ where
         // The warm path: a cached decision is answered now, and the inner service that was
         // driven to readiness is called in place (no clone, no boxed future).
         if let Some(decision) = config.pdp.cached_decision(&ask) {
-            return match config.admit(decision, ask, req) {
+            return match config.admit(decision, ask, req, Some(DecisionSource::Cache), None) {
                 Ok(req) => ResponseFuture::called(self.inner.call(req)),
                 Err(res) => ResponseFuture::rejected(res),
             };
@@ -186,9 +272,13 @@ where
         // The PDP has to be asked: the call waits for it, with the ready inner service.
         let config = self.config.clone();
         let check = async move {
-            match config.pdp.decide(&ask).await {
-                Ok(decision) => config.admit(decision, ask, req),
-                Err(e) => Err(config.reject(no_decision(&e), req.headers())),
+            let asked_at = Instant::now();
+            let (decided, source) = config.pdp.decide_sourced(&ask).await;
+            // How long this request waited, when it waited for a PDP call.
+            let pdp_ms = matches!(source, Some(DecisionSource::Pdp | DecisionSource::Shared)).then(|| millis_since(asked_at));
+            match decided {
+                Ok(decision) => config.admit(decision, ask, req, source, pdp_ms),
+                Err(e) => Err(config.no_decision(&e, &ask, &req, source, pdp_ms)),
             }
         }
         .boxed();

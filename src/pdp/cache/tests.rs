@@ -320,44 +320,52 @@ async fn admission_is_asked_only_when_a_new_call_starts() {
     let k = DecisionKey::of(&req("shared"));
     // Eight callers at once: one call, one admission; the seven that join would have been
     // refused, and are not even asked.
-    let first = c.get_or_fetch_admitted(
+    let (first, first_source) = c.start(
         k.clone(),
         None,
         admit_counting(&asked, false),
         fetch_counting(&calls, Ok(Decision::Permit)),
     );
-    let joiners = futures_util::future::join_all((0..7).map(|_| {
-        c.get_or_fetch_admitted(
-            k.clone(),
-            None,
-            admit_counting(&asked, true),
-            fetch_counting(&calls, Ok(Decision::Deny)),
-        )
-    }));
-    let (first, joined) = tokio::join!(first, joiners);
+    let (joiners, joined_sources): (Vec<_>, Vec<_>) = (0..7)
+        .map(|_| {
+            c.start(
+                k.clone(),
+                None,
+                admit_counting(&asked, true),
+                fetch_counting(&calls, Ok(Decision::Deny)),
+            )
+        })
+        .unzip();
+    // How each caller came by its decision is known before anything is awaited.
+    assert_eq!(first_source, Some(DecisionSource::Pdp));
+    assert!(
+        joined_sources.iter().all(|s| *s == Some(DecisionSource::Shared)),
+        "{joined_sources:?}"
+    );
+    let (first, joined) = tokio::join!(first, futures_util::future::join_all(joiners));
     assert_eq!(first, Ok(Decision::Permit));
     assert!(joined.iter().all(|r| *r == Ok(Decision::Permit)), "{joined:?}");
     assert_eq!((asked.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)), (1, 1));
     // A cached decision: neither asked nor called, even when admission would refuse.
-    let hit = c.get_or_fetch_admitted(
+    let (hit, source) = c.start(
         k.clone(),
         None,
         admit_counting(&asked, true),
         fetch_counting(&calls, Ok(Decision::Deny)),
     );
+    assert_eq!(source, Some(DecisionSource::Cache));
     assert_eq!(hit.await, Ok(Decision::Permit));
     assert_eq!((asked.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)), (1, 1));
     // A new question that admission refuses: its error, no call, nothing in flight or cached.
     let k2 = DecisionKey::of(&req("refused"));
-    let refused = c
-        .get_or_fetch_admitted(
-            k2.clone(),
-            None,
-            admit_counting(&asked, true),
-            fetch_counting(&calls, Ok(Decision::Permit)),
-        )
-        .await
-        .unwrap_err();
+    let (refused, source) = c.start(
+        k2.clone(),
+        None,
+        admit_counting(&asked, true),
+        fetch_counting(&calls, Ok(Decision::Permit)),
+    );
+    assert_eq!(source, None);
+    let refused = refused.await.unwrap_err();
     assert_eq!(refused.kind(), PdpErrorKind::TooManyDecisions);
     assert_eq!(refused.retry_after(), Some(Duration::from_millis(50)));
     assert_eq!((asked.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)), (2, 1));
@@ -366,15 +374,14 @@ async fn admission_is_asked_only_when_a_new_call_starts() {
     // With the cache off, every caller runs its own call, and each is asked.
     let off = DecisionCache::new(0, Duration::from_secs(30), Duration::from_secs(5), BUDGET);
     for refuse in [false, false, true] {
-        let r = off
-            .get_or_fetch_admitted(
-                k.clone(),
-                None,
-                admit_counting(&asked, refuse),
-                fetch_counting(&calls, Ok(Decision::Permit)),
-            )
-            .await;
-        assert_eq!(r.is_ok(), !refuse);
+        let (r, source) = off.start(
+            k.clone(),
+            None,
+            admit_counting(&asked, refuse),
+            fetch_counting(&calls, Ok(Decision::Permit)),
+        );
+        assert_eq!(source, (!refuse).then_some(DecisionSource::Pdp));
+        assert_eq!(r.await.is_ok(), !refuse);
     }
     assert_eq!((asked.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)), (5, 3));
 }

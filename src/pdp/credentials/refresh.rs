@@ -26,6 +26,7 @@ use super::grant::MaskinportenAccessToken;
 use super::{AltinnToken, AltinnTokenSource, MaskinportenCredentials};
 use crate::pdp::{PdpError, PdpErrorKind};
 use crate::single_flight::SingleFlight;
+use crate::telemetry::metrics::{self, CredentialStep};
 
 /// Tokens are renewed this long before they expire (or at half their lifetime, if shorter).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -204,14 +205,18 @@ impl State {
 
     /// The Maskinporten JWT grant; the new token is cached.
     async fn grant(&self, deadline: Instant) -> Result<MaskinportenAccessToken, PdpError> {
-        let t = self.credentials.grant(&self.http, self.max_body, deadline).await?;
+        let granted = self.credentials.grant(&self.http, self.max_body, deadline).await;
+        metrics::credentials(CredentialStep::Grant, granted.is_ok());
+        let t = granted?;
         *lock(&self.maskinporten) = Some(Cached::new(t.clone(), SystemTime::now()));
         Ok(t)
     }
 
     /// The exchange of a Maskinporten token for an Altinn token.
     async fn exchange(&self, maskinporten: &MaskinportenAccessToken, deadline: Instant) -> Result<AltinnToken, ExchangeError> {
-        exchange(&self.http, &self.exchange_url, maskinporten, self.max_body, deadline).await
+        let exchanged = exchange(&self.http, &self.exchange_url, maskinporten, self.max_body, deadline).await;
+        metrics::credentials(CredentialStep::Exchange, exchanged.is_ok());
+        exchanged
     }
 }
 
