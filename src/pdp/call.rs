@@ -23,7 +23,7 @@ use super::{Inner, MIN_RETRY_BUDGET, PdpError, PdpErrorKind, SUBSCRIPTION_KEY};
 use crate::outbound::{self, BodyError};
 
 /// How one HTTP attempt ended.
-enum Attempt {
+pub(super) enum Attempt {
     Answer(Bytes),
     /// HTTP 401: a fresh token may help.
     Unauthorized,
@@ -129,7 +129,7 @@ impl Inner {
         }
     }
 
-    async fn attempt(&self, token: &AltinnToken, body: Bytes) -> Attempt {
+    pub(super) async fn attempt(&self, token: &AltinnToken, body: Bytes) -> Attempt {
         let auth = match token.bearer_header() {
             Ok(v) => v,
             Err(e) => return Attempt::Fatal(e),

@@ -7,6 +7,7 @@ use crate::maskinporten::MaskinportenToken;
 use crate::org::Party;
 use crate::pdp::{AltinnPdp, Decision, DecisionRequest, PdpError, PdpErrorKind};
 use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
+use crate::stack::ExemptPaths;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{HeaderMap, Request, Response};
@@ -60,11 +61,22 @@ impl Config {
 pub struct SystemUserService<S> {
     inner: S,
     config: Arc<Config>,
+    /// Paths that pass untouched (set by [`AuthLayer`](crate::stack::AuthLayer)).
+    exempt: Option<Arc<ExemptPaths>>,
 }
 
 impl<S> SystemUserService<S> {
     pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
-        SystemUserService { inner, config }
+        SystemUserService {
+            inner,
+            config,
+            exempt: None,
+        }
+    }
+
+    pub(crate) fn with_exempt(mut self, exempt: Option<Arc<ExemptPaths>>) -> Self {
+        self.exempt = exempt;
+        self
     }
 
     /// The wrapped service.
@@ -78,6 +90,7 @@ impl<S: Clone> Clone for SystemUserService<S> {
         SystemUserService {
             inner: self.inner.clone(),
             config: self.config.clone(),
+            exempt: self.exempt.clone(),
         }
     }
 }
@@ -148,6 +161,11 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if let Some(exempt) = &self.exempt
+            && exempt.contains(req.uri().path())
+        {
+            return ResponseFuture::called(self.inner.call(req));
+        }
         let config = &self.config;
         let (parts, body) = req.into_parts();
         let Some(token) = parts.extensions.get::<MaskinportenToken>() else {

@@ -198,7 +198,7 @@ impl MaskinportenCredentials {
                 error = oauth_error_code(&body),
                 "Maskinporten refused the grant"
             );
-            return Err(PdpError::credentials("Maskinporten refused the grant"));
+            return Err(PdpError::credentials(grant_refusal(oauth_error_code(&body))));
         }
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|_| PdpError::credentials("the Maskinporten token response is malformed"))?;
@@ -427,6 +427,26 @@ fn oauth_error_code(body: &[u8]) -> &'static str {
     }
 }
 
+/// What a refused grant means, by its OAuth `error` code, in words a provider can act on.
+fn grant_refusal(code: &str) -> &'static str {
+    match code {
+        "invalid_client" => "Maskinporten refused the grant: invalid_client (the client id is unknown, or not allowed this grant)",
+        "invalid_grant" => {
+            "Maskinporten refused the grant: invalid_grant (the assertion was refused: the key or key id is not registered for the client, or the clocks differ)"
+        }
+        "invalid_scope" => {
+            "Maskinporten refused the grant: invalid_scope (the client is not granted the scope, altinn:authorization/authorize)"
+        }
+        "unauthorized_client" => "Maskinporten refused the grant: unauthorized_client (the client may not use the JWT-bearer grant)",
+        "invalid_request" => "Maskinporten refused the grant: invalid_request",
+        "unsupported_grant_type" => "Maskinporten refused the grant: unsupported_grant_type",
+        "server_error" | "temporarily_unavailable" => {
+            "Maskinporten could not serve the grant now (server_error or temporarily_unavailable)"
+        }
+        _ => "Maskinporten refused the grant (no known OAuth error code)",
+    }
+}
+
 /// How long a Maskinporten token from `now` is kept, and until when: its `expires_in` (or two
 /// minutes without one), at most [`MAX_MASKINPORTEN_TOKEN_LIFETIME`]. No `expires_in` can
 /// overflow the clock.
@@ -461,6 +481,14 @@ mod tests {
         assert_eq!(token_expiry(now, Some(3600)).0, Duration::from_secs(3600));
         assert_eq!(token_expiry(now, Some(0)), (Duration::ZERO, now));
         assert_eq!(token_expiry(now, None).0, MASKINPORTEN_TOKEN_LIFETIME);
+    }
+
+    #[test]
+    fn refused_grants_name_their_oauth_error() {
+        for code in ["invalid_client", "invalid_grant", "invalid_scope", "unauthorized_client"] {
+            assert!(grant_refusal(code).contains(code), "{code}");
+        }
+        assert!(!grant_refusal("<script>").contains("script"));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! | `exchange.rs` | the Altinn token exchange and reading the exchanged token's `exp` (step 2) |
 //! | `refresh.rs` | `MaskinportenTokenSource`: both tokens cached and refreshed once for all callers, within a deadline (step 3) |
 
+pub(crate) mod check;
 mod exchange;
 mod grant;
 mod refresh;
