@@ -87,7 +87,10 @@ pub(crate) mod xacml;
 
 pub use breaker::BreakerState;
 pub use builder::AltinnPdpBuilder;
-pub use credentials::{AUTHORIZE_SCOPE, AltinnToken, AltinnTokenSource, MaskinportenCredentials, MaskinportenCredentialsBuilder};
+pub use credentials::{
+    AUTHORIZE_SCOPE, AltinnToken, AltinnTokenSource, AssertionSigner, KeyReference, MaskinportenCredentials,
+    MaskinportenCredentialsBuilder, RsaSigner, SignFuture, SignerError, SignerHandle,
+};
 pub use decision::Decision;
 pub use error::{PdpError, PdpErrorKind};
 pub use readiness::{CheckError, CheckStep};

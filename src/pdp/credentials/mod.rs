@@ -27,12 +27,14 @@ pub(crate) mod check;
 mod exchange;
 mod grant;
 mod refresh;
+mod signer;
 mod signing_key;
 #[cfg(test)]
 mod tests;
 
 pub use grant::{MaskinportenCredentials, MaskinportenCredentialsBuilder};
 pub(crate) use refresh::MaskinportenTokenSource;
+pub use signer::{AssertionSigner, KeyReference, RsaSigner, SignFuture, SignerError, SignerHandle};
 
 use std::fmt;
 use std::future::Future;
