@@ -27,6 +27,7 @@
 
 use altinn_systemuser::maskinporten::MaskinportenLayer;
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
+use altinn_systemuser::readiness::Readiness;
 use altinn_systemuser::reject::RefusalForm;
 use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
 use altinn_systemuser::telemetry;
@@ -195,7 +196,7 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
         .map_err(|e| e.to_string())?;
     // GET and POST /krav/{orgnr}: `read` or `write` for the organisation in the path.
     let krav_layer = SystemUserLayer::builder()
-        .pdp(pdp)
+        .pdp(pdp.clone())
         .resource(&settings.resource)
         .party_from_path("/krav/{orgnr}")
         .refusal_form(RefusalForm::Http)
@@ -213,7 +214,20 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
         .route_layer(maskinporten.clone());
     let keys = maskinporten.keys().clone();
     let metrics = prometheus();
+    // GET /readyz: the key store, the PDP credentials (discovery, grant, exchange, one PDP
+    // call) and the circuit breaker; results kept 10 s. No token needed.
+    let readiness = Readiness::builder().key_store(keys.clone()).pdp(pdp).build();
     let router = Router::new()
+        .route(
+            "/readyz",
+            get(move || {
+                let readiness = readiness.clone();
+                async move {
+                    let report = readiness.check().await;
+                    (report.status_code(), Json(report.to_json()))
+                }
+            }),
+        )
         .route(
             "/healthz",
             get(move || {

@@ -27,10 +27,12 @@ pub enum ConfigErrorKind {
 /// assert_eq!(err.field(), "issuer");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid configuration: {field}: {reason}")]
+#[error("invalid configuration: {}: {reason}", self.key())]
 pub struct ConfigError {
     kind: ConfigErrorKind,
     field: &'static str,
+    /// Where the field is, in a configuration document (`pdp.credentials`), if it came from one.
+    section: Option<String>,
     reason: String,
 }
 
@@ -54,8 +56,20 @@ impl ConfigError {
         ConfigError {
             kind,
             field,
+            section: None,
             reason: reason.into(),
         }
+    }
+
+    /// The same error, inside `section` of a configuration document (sections nest outwards:
+    /// `credentials`, then `pdp`, gives `pdp.credentials`).
+    #[cfg_attr(not(feature = "config"), allow(dead_code))]
+    pub(crate) fn in_section(mut self, section: &str) -> Self {
+        self.section = Some(match self.section.take() {
+            Some(inner) => format!("{section}.{inner}"),
+            None => section.to_owned(),
+        });
+        self
     }
 
     /// What is wrong.
@@ -66,6 +80,21 @@ impl ConfigError {
     /// The builder method whose setting is wrong (for example `"issuer"` or `"key_id"`).
     pub fn field(&self) -> &'static str {
         self.field
+    }
+
+    /// The section of a configuration document the setting is in (`pdp.credentials`), when the
+    /// error came from one (feature `config`); `None` from a builder.
+    pub fn section(&self) -> Option<&str> {
+        self.section.as_deref()
+    }
+
+    /// The setting's key: [`field`](Self::field), after its [`section`](Self::section) and a
+    /// dot when there is one (`pdp.credentials.client_id`).
+    pub fn key(&self) -> String {
+        match &self.section {
+            Some(s) => format!("{s}.{}", self.field),
+            None => self.field.to_owned(),
+        }
     }
 
     /// Why it is wrong, in words.

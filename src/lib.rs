@@ -5,6 +5,9 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod body;
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config;
 mod error;
 mod future;
 #[cfg(feature = "fuzzing")]
@@ -14,8 +17,10 @@ pub mod maskinporten;
 pub mod org;
 mod outbound;
 pub mod pdp;
+pub mod readiness;
 pub mod reject;
 mod single_flight;
+pub mod stack;
 mod strict_json;
 pub mod systemuser;
 pub mod telemetry;

@@ -122,6 +122,64 @@ async fn embedded_demo_flow() {
     assert!(value("altinn_systemuser_pdp_request_duration_seconds_count") >= 4.0);
     // No label carries a token, an id or a party.
     assert!(!text.contains(&tokens.system_user) && !text.contains(DEMO_SYSTEM_USER) && !text.contains(DEMO_CLIENT_ORG));
+    // Readiness: keys, the provider's credentials through to the PDP, the breaker; no token.
+    let r = get("/readyz", None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let j: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        j,
+        serde_json::json!({"status": "ready", "checks": {"maskinporten_keys": "ok", "pdp": "ok", "pdp_breaker": "ok"}})
+    );
+}
+
+/// The quickstart against fakes this test starts, with the provider's client id and the
+/// subscription key given; `/readyz` names what is wrong.
+#[tokio::test]
+async fn readyz_names_wrong_credentials() {
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, "the-subscription-key").await;
+    let provider = TestKey::for_role(KeyRole::Provider).with_kid("provider-kid");
+    mp.register_client(ClientRegistration::new(
+        "provider-client",
+        &provider,
+        "974760673",
+        &["altinn:authorization/authorize"],
+    ));
+    let dir = std::env::temp_dir().join(format!("quickstart-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("provider.pem");
+    std::fs::write(&key_file, provider.private_key_pkcs8_pem()).unwrap();
+    let readyz = async |client_id: &str, subscription_key: &str| {
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("MASKINPORTEN_ISSUER", mp.issuer()),
+            ("ALTINN_PLATFORM_URL", altinn.platform_url()),
+            ("ALTINN_SUBSCRIPTION_KEY", subscription_key.to_owned()),
+            ("PDP_CLIENT_ID", client_id.to_owned()),
+            ("PDP_KEY_ID", "provider-kid".to_owned()),
+            ("PDP_PRIVATE_KEY_FILE", key_file.to_string_lossy().into_owned()),
+        ]);
+        let app = quickstart::build(&Settings::from_lookup(|k| vars.get(k).cloned())).await.unwrap();
+        let base = serve(app.router).await;
+        let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        let status = r.status().as_u16();
+        let j: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        (status, j)
+    };
+    let (status, j) = readyz("provider-client", "the-subscription-key").await;
+    assert_eq!((status, j["status"].as_str()), (200, Some("ready")), "{j}");
+
+    let (status, j) = readyz("provider-client", "a-wrong-subscription-key").await;
+    assert_eq!((status, j["status"].as_str()), (503, Some("not_ready")), "{j}");
+    assert_eq!(j["checks"]["maskinporten_keys"], "ok");
+    let cause = j["checks"]["pdp"].as_str().unwrap();
+    assert!(cause.contains("subscription key"), "{cause}");
+    assert!(!j.to_string().contains("a-wrong-subscription-key"), "{j}");
+
+    let (status, j) = readyz("no-such-client", "the-subscription-key").await;
+    assert_eq!(status, 503, "{j}");
+    let cause = j["checks"]["pdp"].as_str().unwrap();
+    assert!(cause.starts_with("grant failed") && cause.contains("invalid_client"), "{cause}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]

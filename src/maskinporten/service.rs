@@ -8,6 +8,7 @@ use crate::ResponseFuture;
 use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
 use crate::telemetry::metrics::{self, LayerName};
 use crate::telemetry::{audit, span};
+use crate::stack::ExemptPaths;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::AUTHORIZATION;
@@ -135,11 +136,22 @@ impl Config {
 pub struct MaskinportenService<S> {
     inner: S,
     config: Arc<Config>,
+    /// Paths that pass untouched (set by [`AuthLayer`](crate::stack::AuthLayer)).
+    exempt: Option<Arc<ExemptPaths>>,
 }
 
 impl<S> MaskinportenService<S> {
     pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
-        MaskinportenService { inner, config }
+        MaskinportenService {
+            inner,
+            config,
+            exempt: None,
+        }
+    }
+
+    pub(crate) fn with_exempt(mut self, exempt: Option<Arc<ExemptPaths>>) -> Self {
+        self.exempt = exempt;
+        self
     }
 
     /// The wrapped service.
@@ -153,6 +165,7 @@ impl<S: Clone> Clone for MaskinportenService<S> {
         MaskinportenService {
             inner: self.inner.clone(),
             config: self.config.clone(),
+            exempt: self.exempt.clone(),
         }
     }
 }
@@ -225,6 +238,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        if let Some(exempt) = &self.exempt
+            && exempt.contains(req.uri().path())
+        {
+            return ResponseFuture::called(self.inner.call(req));
+        }
         // The inner service that was driven to readiness (`self.inner`) is the one we must call.
         // When that happens now, it is called in place; only a call deferred until keys arrive
         // takes it and leaves a clone behind (a clone per request is an allocation for a boxed

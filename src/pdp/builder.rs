@@ -10,9 +10,10 @@ use super::breaker::{Breaker, BreakerSettings};
 use super::cache::DecisionCache;
 use super::credentials::MaskinportenTokenSource;
 use super::limiter::{self, DecisionLimiter};
+use super::readiness;
 use super::{
     AltinnEnvironment, AltinnPdp, AltinnTokenSource, CONNECT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_DENY_TTL, DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_PERMIT_TTL, DEFAULT_TIMEOUT, Inner, MAX_TIMEOUT, MAX_TTL, MaskinportenCredentials,
+    DEFAULT_PERMIT_TTL, DEFAULT_TIMEOUT, DecisionRequest, Inner, MAX_TIMEOUT, MAX_TTL, MaskinportenCredentials,
 };
 use crate::ConfigError;
 use crate::error::check_url;
@@ -34,6 +35,7 @@ pub struct AltinnPdpBuilder {
     /// `(per_second, burst)` of new PDP questions per system user; `None`: no limit.
     decision_limit: Option<(u32, u32)>,
     pub(super) breaker: BreakerSettings,
+    readiness_question: Option<DecisionRequest>,
 }
 
 impl Default for AltinnPdpBuilder {
@@ -52,6 +54,7 @@ impl Default for AltinnPdpBuilder {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             decision_limit: Some((limiter::DEFAULT_PER_SECOND, limiter::DEFAULT_BURST)),
             breaker: BreakerSettings::default(),
+            readiness_question: None,
         }
     }
 }
@@ -163,6 +166,16 @@ impl AltinnPdpBuilder {
         self
     }
 
+    /// The question [`AltinnPdp::check_credentials`] and [`Readiness`](crate::readiness::Readiness)
+    /// ask the PDP to prove the path works. Default: the nil system user reading resource
+    /// `altinn-systemuser-readiness` for organisation 310702641, which nobody may do; any
+    /// well-formed answer proves the path, `NotApplicable` included. Set it to a question about
+    /// one of your own resources if the PDP should also prove that the resource exists.
+    pub fn readiness_question(mut self, question: DecisionRequest) -> Self {
+        self.readiness_question = Some(question);
+        self
+    }
+
     /// Checks the configuration. No network I/O; never panics.
     pub fn build(self) -> Result<AltinnPdp, ConfigError> {
         let platform = match (&self.platform_url, self.environment) {
@@ -218,6 +231,7 @@ impl AltinnPdpBuilder {
             None => crate::outbound::default_client(CONNECT_TIMEOUT, None)
                 .map_err(|_| ConfigError::new("http_client", "the default HTTP client could not be built"))?,
         };
+        let fresh_credentials = self.credentials.clone().map(|c| (c, exchange_url.clone()));
         let tokens: Arc<dyn AltinnTokenSource> = match (self.credentials, self.token_source) {
             (Some(_), Some(_)) => return Err(ConfigError::conflict("credentials", "give credentials or a token source, not both")),
             (Some(creds), None) => Arc::new(MaskinportenTokenSource::new(
@@ -241,6 +255,11 @@ impl AltinnPdpBuilder {
                 cache: DecisionCache::new(self.cache_capacity, self.permit_ttl, self.deny_ttl, self.timeout),
                 limiter: DecisionLimiter::new(self.decision_limit),
                 breaker: Breaker::new(self.breaker),
+                fresh_credentials,
+                readiness_question: self
+                    .readiness_question
+                    .as_ref()
+                    .map_or_else(readiness::default_question, readiness::question_of),
             }),
         })
     }
@@ -261,6 +280,7 @@ impl fmt::Debug for AltinnPdpBuilder {
             .field("cache_capacity", &self.cache_capacity)
             .field("decision_limit", &self.decision_limit)
             .field("breaker", &self.breaker)
+            .field("readiness_question", &self.readiness_question)
             .finish_non_exhaustive()
     }
 }

@@ -24,7 +24,7 @@ use crate::outbound::{self, BodyError};
 use crate::telemetry::metrics;
 
 /// How one HTTP attempt ended.
-enum Attempt {
+pub(super) enum Attempt {
     Answer(Bytes),
     /// HTTP 401: a fresh token may help.
     Unauthorized,
@@ -133,7 +133,7 @@ impl Inner {
         }
     }
 
-    async fn attempt(&self, token: &AltinnToken, body: Bytes) -> Attempt {
+    pub(super) async fn attempt(&self, token: &AltinnToken, body: Bytes) -> Attempt {
         let auth = match token.bearer_header() {
             Ok(v) => v,
             Err(e) => return Attempt::Fatal(e),

@@ -81,14 +81,19 @@ mod credentials;
 pub(crate) mod decision;
 mod error;
 mod limiter;
+mod readiness;
 pub(crate) mod request;
 pub(crate) mod xacml;
 
 pub use breaker::BreakerState;
 pub use builder::AltinnPdpBuilder;
-pub use credentials::{AUTHORIZE_SCOPE, AltinnToken, AltinnTokenSource, MaskinportenCredentials, MaskinportenCredentialsBuilder};
+pub use credentials::{
+    AUTHORIZE_SCOPE, AltinnToken, AltinnTokenSource, AssertionSigner, KeyReference, MaskinportenCredentials,
+    MaskinportenCredentialsBuilder, RsaSigner, SignFuture, SignerError, SignerHandle,
+};
 pub use decision::Decision;
 pub use error::{PdpError, PdpErrorKind};
+pub use readiness::{CheckError, CheckStep};
 pub use request::{Action, DecisionRequest, ResourceId, TargetError};
 
 pub(crate) use cache::DecisionSource;
@@ -176,6 +181,11 @@ struct Inner {
     /// New PDP questions per system user.
     limiter: DecisionLimiter,
     breaker: Breaker,
+    /// The credentials and exchange URL, for a check that bypasses the token cache; `None`
+    /// with a custom token source.
+    fresh_credentials: Option<(MaskinportenCredentials, url::Url)>,
+    /// What [`AltinnPdp::check_credentials`] asks.
+    readiness_question: DecisionKey,
 }
 
 impl AltinnPdp {

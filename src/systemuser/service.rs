@@ -10,6 +10,7 @@ use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionRespon
 use crate::telemetry::audit::{self, Authorization, PartyKey};
 use crate::telemetry::metrics::{self, LayerName};
 use crate::telemetry::span;
+use crate::stack::ExemptPaths;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{HeaderMap, Request, Response};
@@ -146,11 +147,22 @@ fn millis_since(start: Instant) -> u64 {
 pub struct SystemUserService<S> {
     inner: S,
     config: Arc<Config>,
+    /// Paths that pass untouched (set by [`AuthLayer`](crate::stack::AuthLayer)).
+    exempt: Option<Arc<ExemptPaths>>,
 }
 
 impl<S> SystemUserService<S> {
     pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
-        SystemUserService { inner, config }
+        SystemUserService {
+            inner,
+            config,
+            exempt: None,
+        }
+    }
+
+    pub(crate) fn with_exempt(mut self, exempt: Option<Arc<ExemptPaths>>) -> Self {
+        self.exempt = exempt;
+        self
     }
 
     /// The wrapped service.
@@ -164,6 +176,7 @@ impl<S: Clone> Clone for SystemUserService<S> {
         SystemUserService {
             inner: self.inner.clone(),
             config: self.config.clone(),
+            exempt: self.exempt.clone(),
         }
     }
 }
@@ -234,6 +247,11 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if let Some(exempt) = &self.exempt
+            && exempt.contains(req.uri().path())
+        {
+            return ResponseFuture::called(self.inner.call(req));
+        }
         let config = &self.config;
         let (parts, body) = req.into_parts();
         let Some(token) = parts.extensions.get::<MaskinportenToken>() else {

@@ -14,6 +14,7 @@ mod decide_many;
 mod failures;
 mod limits;
 mod secrets;
+mod signer;
 mod stalls;
 mod time_budget;
 mod tokens;

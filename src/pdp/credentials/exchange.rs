@@ -71,7 +71,12 @@ async fn exchange_unbounded(
     }
     if !status.is_success() {
         tracing::warn!(status = status.as_u16(), "Altinn token exchange failed");
-        return Err(ExchangeError::Other(PdpError::credentials("the Altinn token exchange failed")));
+        let detail = match status.as_u16() {
+            403 => "the Altinn token exchange answered 403: the Maskinporten token was refused",
+            400..=499 => "the Altinn token exchange refused the request (4xx)",
+            _ => "the Altinn token exchange failed (5xx or another status)",
+        };
+        return Err(ExchangeError::Other(PdpError::credentials(detail)));
     }
     let body = read_capped(resp, max_body)
         .await

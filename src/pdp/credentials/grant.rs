@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderValue;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::signing_key::{KeyRef, SigningKey};
+use super::signer::{AssertionSigner, KeyReference, RsaSigner, SignerHandle, check_reference};
+use super::signing_key::SigningKey;
 use super::{AUTHORIZE_SCOPE, bearer};
 use crate::ConfigError;
 use crate::error::check_url;
@@ -87,8 +88,18 @@ struct CredentialsInner {
     token_endpoint: url::Url,
     client_id: String,
     scope: String,
-    key: SigningKey,
-    key_ref: KeyRef,
+    signer: SignerHandle,
+}
+
+/// The JOSE header of every assertion: RS256, and the signer's key reference.
+#[derive(Serialize)]
+struct AssertionHeader<'a> {
+    typ: &'static str,
+    alg: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x5c: Option<&'a [String]>,
 }
 
 #[derive(Serialize)]
@@ -137,9 +148,16 @@ impl MaskinportenCredentials {
         &self.inner.scope
     }
 
-    /// A signed grant assertion, issued at `now`.
-    pub(super) fn assertion(&self, now: SystemTime) -> Result<String, PdpError> {
+    /// The signer of the grant assertions, to replace it at runtime (key rotation).
+    pub fn signer(&self) -> &SignerHandle {
+        &self.inner.signer
+    }
+
+    /// A signed grant assertion, issued at `now`, by the signer in use when it starts.
+    pub(super) async fn assertion(&self, now: SystemTime) -> Result<String, PdpError> {
         let i = &self.inner;
+        let signer = i.signer.current();
+        let reference = signer.key_reference();
         let iat = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let claims = AssertionClaims {
             aud: &i.issuer,
@@ -149,9 +167,32 @@ impl MaskinportenCredentials {
             exp: iat + ASSERTION_LIFETIME.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        i.key
-            .sign_jwt(&i.key_ref, &claims)
-            .map_err(|_| PdpError::credentials("the grant assertion could not be signed"))
+        let header = AssertionHeader {
+            typ: "JWT",
+            alg: "RS256",
+            kid: match &reference {
+                KeyReference::KeyId(kid) => Some(kid),
+                KeyReference::CertificateChain(_) => None,
+            },
+            x5c: match &reference {
+                KeyReference::KeyId(_) => None,
+                KeyReference::CertificateChain(chain) => Some(chain),
+            },
+        };
+        let unsigned = || PdpError::credentials("the grant assertion could not be built");
+        let mut jwt = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|_| unsigned())?);
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&claims).map_err(|_| unsigned())?, &mut jwt);
+        let signature = signer.sign(jwt.as_bytes()).await.map_err(|e| {
+            tracing::warn!(error = %e, "the grant assertion could not be signed");
+            PdpError::credentials("the grant assertion could not be signed")
+        })?;
+        if signature.is_empty() {
+            return Err(PdpError::credentials("the assertion signer returned an empty signature"));
+        }
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut jwt);
+        Ok(jwt)
     }
 
     /// The Maskinporten JWT grant: a fresh assertion for a Maskinporten access token, by
@@ -172,7 +213,7 @@ impl MaskinportenCredentials {
 
     async fn grant_unbounded(&self, http: &reqwest::Client, max_body: usize) -> Result<MaskinportenAccessToken, PdpError> {
         let now = SystemTime::now();
-        let assertion = self.assertion(now)?;
+        let assertion = self.assertion(now).await?;
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", JWT_BEARER)
             .append_pair("assertion", &assertion)
@@ -198,7 +239,7 @@ impl MaskinportenCredentials {
                 error = oauth_error_code(&body),
                 "Maskinporten refused the grant"
             );
-            return Err(PdpError::credentials("Maskinporten refused the grant"));
+            return Err(PdpError::credentials(grant_refusal(oauth_error_code(&body))));
         }
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|_| PdpError::credentials("the Maskinporten token response is malformed"))?;
@@ -226,11 +267,8 @@ impl fmt::Debug for MaskinportenCredentials {
             .field("token_endpoint", &i.token_endpoint.as_str())
             .field("client_id", &i.client_id)
             .field("scope", &i.scope)
-            .field("private_key", &"<redacted>");
-        match &i.key_ref {
-            KeyRef::Kid(kid) => d.field("key_id", kid),
-            KeyRef::X5c(chain) => d.field("certificate_chain", &format_args!("{} certificate(s)", chain.len())),
-        };
+            .field("private_key", &"<redacted>")
+            .field("signer", &i.signer);
         d.finish()
     }
 }
@@ -249,6 +287,7 @@ pub struct MaskinportenCredentialsBuilder {
     kid: Option<String>,
     x5c: Option<Vec<String>>,
     scope: Option<String>,
+    signer: Option<Box<dyn AssertionSigner>>,
 }
 
 struct ParsedKey {
@@ -319,6 +358,14 @@ impl MaskinportenCredentialsBuilder {
         self
     }
 
+    /// A signer of your own instead of a private key (a key in an HSM or a cloud key vault):
+    /// it names its own key reference, so neither [`key_id`](Self::key_id) nor
+    /// [`certificate_chain`](Self::certificate_chain) is given with it.
+    pub fn signer(mut self, signer: impl AssertionSigner) -> Self {
+        self.signer = Some(Box::new(signer));
+        self
+    }
+
     fn set_key(mut self, key: Result<ParsedKey, ConfigError>) -> Self {
         match key {
             Ok(key) => self.key = Some(key),
@@ -329,7 +376,7 @@ impl MaskinportenCredentialsBuilder {
         self
     }
 
-    /// Checks the configuration and signs a trial assertion. No network I/O.
+    /// Checks the configuration (the built-in key signs a trial message). No network I/O.
     pub fn build(self) -> Result<MaskinportenCredentials, ConfigError> {
         if let Some(e) = self.error {
             return Err(e);
@@ -358,36 +405,43 @@ impl MaskinportenCredentialsBuilder {
         if scope.trim().is_empty() || !scope.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
             return Err(ConfigError::new("scope", "must be non-empty visible ASCII"));
         }
-        let ParsedKey { key, jwk_kid, field } = self
-            .key
-            .ok_or_else(|| ConfigError::missing("private_key_pem", "a private key is required (private_key_pem or private_key_jwk)"))?;
-        let key_ref = match (self.kid, self.x5c) {
-            (Some(_), Some(_)) => return Err(ConfigError::conflict("key_id", "give a key_id or a certificate_chain, not both")),
-            (None, Some(chain)) => {
-                if chain.is_empty() || chain.iter().any(|c| STANDARD.decode(c).map_or(true, |der| der.is_empty())) {
-                    return Err(ConfigError::new("certificate_chain", "must be one or more base64 DER certificates"));
+        let signer: Box<dyn AssertionSigner> = match (self.signer, self.key) {
+            (Some(_), Some(key)) => return Err(ConfigError::conflict(key.field, "give a private key or a signer, not both")),
+            (Some(signer), None) => {
+                if self.kid.is_some() || self.x5c.is_some() {
+                    return Err(ConfigError::conflict("key_id", "a signer names its own key reference"));
                 }
-                KeyRef::X5c(chain)
+                signer
             }
-            (kid, None) => match kid.or(jwk_kid) {
-                Some(kid) if !kid.is_empty() => KeyRef::Kid(kid),
-                _ => return Err(ConfigError::missing("key_id", "required (or a certificate_chain)")),
-            },
+            (None, None) => {
+                return Err(ConfigError::missing(
+                    "private_key_pem",
+                    "a private key is required (private_key_pem or private_key_jwk, or a signer)",
+                ));
+            }
+            (None, Some(ParsedKey { key, jwk_kid, field })) => {
+                let reference = match (self.kid, self.x5c) {
+                    (Some(_), Some(_)) => return Err(ConfigError::conflict("key_id", "give a key_id or a certificate_chain, not both")),
+                    (None, Some(chain)) => check_reference(KeyReference::CertificateChain(chain))?,
+                    (kid, None) => match kid.or(jwk_kid) {
+                        Some(kid) if !kid.is_empty() => KeyReference::KeyId(kid),
+                        _ => return Err(ConfigError::missing("key_id", "required (or a certificate_chain)")),
+                    },
+                };
+                key.sign(b"trial")
+                    .map_err(|_| ConfigError::new(field, "cannot sign with this key (RSA, 2048 to 8192 bits)"))?;
+                Box::new(RsaSigner::new(key, reference))
+            }
         };
-        let creds = MaskinportenCredentials {
+        Ok(MaskinportenCredentials {
             inner: Arc::new(CredentialsInner {
                 issuer,
                 token_endpoint,
                 client_id,
                 scope,
-                key,
-                key_ref,
+                signer: SignerHandle::new(signer),
             }),
-        };
-        creds
-            .assertion(SystemTime::now())
-            .map_err(|_| ConfigError::new(field, "cannot sign with this key (RSA, 2048 to 8192 bits)"))?;
-        Ok(creds)
+        })
     }
 }
 
@@ -402,6 +456,7 @@ impl fmt::Debug for MaskinportenCredentialsBuilder {
             .field("key_id", &self.kid)
             .field("certificate_chain", &self.x5c.as_ref().map(Vec::len))
             .field("scope", &self.scope)
+            .field("signer", &self.signer.as_ref().map(|s| s.key_reference()))
             .finish()
     }
 }
@@ -424,6 +479,26 @@ fn oauth_error_code(body: &[u8]) -> &'static str {
     match code {
         Some(c) => KNOWN.iter().find(|k| **k == c).copied().unwrap_or("other"),
         None => "none",
+    }
+}
+
+/// What a refused grant means, by its OAuth `error` code, in words a provider can act on.
+fn grant_refusal(code: &str) -> &'static str {
+    match code {
+        "invalid_client" => "Maskinporten refused the grant: invalid_client (the client id is unknown, or not allowed this grant)",
+        "invalid_grant" => {
+            "Maskinporten refused the grant: invalid_grant (the assertion was refused: the key or key id is not registered for the client, or the clocks differ)"
+        }
+        "invalid_scope" => {
+            "Maskinporten refused the grant: invalid_scope (the client is not granted the scope, altinn:authorization/authorize)"
+        }
+        "unauthorized_client" => "Maskinporten refused the grant: unauthorized_client (the client may not use the JWT-bearer grant)",
+        "invalid_request" => "Maskinporten refused the grant: invalid_request",
+        "unsupported_grant_type" => "Maskinporten refused the grant: unsupported_grant_type",
+        "server_error" | "temporarily_unavailable" => {
+            "Maskinporten could not serve the grant now (server_error or temporarily_unavailable)"
+        }
+        _ => "Maskinporten refused the grant (no known OAuth error code)",
     }
 }
 
@@ -461,6 +536,14 @@ mod tests {
         assert_eq!(token_expiry(now, Some(3600)).0, Duration::from_secs(3600));
         assert_eq!(token_expiry(now, Some(0)), (Duration::ZERO, now));
         assert_eq!(token_expiry(now, None).0, MASKINPORTEN_TOKEN_LIFETIME);
+    }
+
+    #[test]
+    fn refused_grants_name_their_oauth_error() {
+        for code in ["invalid_client", "invalid_grant", "invalid_scope", "unauthorized_client"] {
+            assert!(grant_refusal(code).contains(code), "{code}");
+        }
+        assert!(!grant_refusal("<script>").contains("script"));
     }
 
     #[test]

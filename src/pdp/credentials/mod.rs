@@ -23,15 +23,18 @@
 //! | `exchange.rs` | the Altinn token exchange and reading the exchanged token's `exp` (step 2) |
 //! | `refresh.rs` | `MaskinportenTokenSource`: both tokens cached and refreshed once for all callers, within a deadline (step 3) |
 
+pub(crate) mod check;
 mod exchange;
 mod grant;
 mod refresh;
+mod signer;
 mod signing_key;
 #[cfg(test)]
 mod tests;
 
 pub use grant::{MaskinportenCredentials, MaskinportenCredentialsBuilder};
 pub(crate) use refresh::MaskinportenTokenSource;
+pub use signer::{AssertionSigner, KeyReference, RsaSigner, SignFuture, SignerError, SignerHandle};
 
 use std::fmt;
 use std::future::Future;

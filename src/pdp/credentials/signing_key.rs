@@ -3,8 +3,8 @@
 //! The key arrives as PEM (PKCS#8 `BEGIN PRIVATE KEY` or PKCS#1 `BEGIN RSA PRIVATE KEY`; the
 //! armour is decoded by `rustls-pki-types`) or as a private JWK (its members are handed to
 //! aws-lc as components). Either way aws-lc parses and checks the key: RSA, 2048 to 8192 bits,
-//! consistent components. Whatever its origin, [`SigningKey::sign_jwt`] is the only place a JWT
-//! is signed, always RS256 (RSASSA-PKCS1-v1_5 with SHA-256).
+//! consistent components. [`SigningKey::sign`] signs RS256 (RSASSA-PKCS1-v1_5 with SHA-256) for
+//! the built-in [`RsaSigner`](super::RsaSigner).
 
 use std::fmt;
 
@@ -15,34 +15,13 @@ use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rustls_pki_types::pem::{PemObject, SectionKind};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::ConfigError;
 
-/// How the verifier finds the public key: a registered key id, or a certificate chain.
-#[derive(Clone, Debug)]
-pub(super) enum KeyRef {
-    /// The JWS header's `kid`.
-    Kid(String),
-    /// The JWS header's `x5c`: base64 DER certificates, leaf first.
-    X5c(Vec<String>),
-}
-
 /// An RSA private key that signs RS256. `Debug` never shows key material.
 pub(super) struct SigningKey {
     pair: KeyPair,
-}
-
-/// The JOSE header of every JWT we sign.
-#[derive(Serialize)]
-struct Header<'a> {
-    typ: &'static str,
-    alg: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    x5c: Option<&'a [String]>,
 }
 
 fn pem_error(reason: &'static str) -> ConfigError {
@@ -107,30 +86,11 @@ impl SigningKey {
             .map_err(|_| jwk_error("the JWK is not a consistent RSA private key (RSA, 2048 to 8192 bits)"))
     }
 
-    /// A compact JWS over `claims`: header `{"typ":"JWT","alg":"RS256"}` plus the key reference,
-    /// both parts base64url without padding, signed RS256.
-    pub(super) fn sign_jwt(&self, key_ref: &KeyRef, claims: &impl Serialize) -> Result<String, Unspecified> {
-        let header = Header {
-            typ: "JWT",
-            alg: "RS256",
-            kid: match key_ref {
-                KeyRef::Kid(kid) => Some(kid),
-                KeyRef::X5c(_) => None,
-            },
-            x5c: match key_ref {
-                KeyRef::Kid(_) => None,
-                KeyRef::X5c(chain) => Some(chain),
-            },
-        };
-        let mut jwt = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|_| Unspecified)?);
-        jwt.push('.');
-        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims).map_err(|_| Unspecified)?, &mut jwt);
+    /// The RS256 signature (RSASSA-PKCS1-v1_5, SHA-256) over `message`.
+    pub(super) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Unspecified> {
         let mut signature = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), jwt.as_bytes(), &mut signature)?;
-        jwt.push('.');
-        URL_SAFE_NO_PAD.encode_string(&signature, &mut jwt);
-        Ok(jwt)
+        self.pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)?;
+        Ok(signature)
     }
 }
 

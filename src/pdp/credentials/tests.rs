@@ -96,7 +96,8 @@ struct Claims {
 
 fn verify(creds: &MaskinportenCredentials) -> (Header, Claims) {
     let (_, n, e) = jwk();
-    let token = creds.assertion(SystemTime::now()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let token = rt.block_on(creds.assertion(SystemTime::now())).unwrap();
     let mut v = Validation::new(Algorithm::RS256);
     v.set_audience(&[creds.issuer()]);
     v.set_issuer(&[creds.client_id()]);

@@ -372,6 +372,12 @@ impl FakeMaskinporten {
         clients.push(reg);
     }
 
+    /// Removes the registration of `client_id` under `key_id` (the old key after a rotation);
+    /// its assertions are refused from then on (`invalid_grant`).
+    pub fn unregister_client_key(&self, client_id: &str, key_id: &str) {
+        lock(&self.st().clients).retain(|c| !(c.client_id == client_id && c.key_id == key_id));
+    }
+
     /// Every assertion the token endpoint received, in order, accepted or not, as
     /// `{"header": {…}, "claims": {…}, "error": null | "<error>: <description>"}` (`header` and
     /// `claims` are `null` when the assertion could not be decoded).

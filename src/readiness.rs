@@ -1,0 +1,228 @@
+//! [`Readiness`]: can this instance authorize requests? One handle over the Maskinporten key
+//! store(s), the PDP client's credentials and the PDP's circuit breaker, for a readiness probe.
+//!
+//! | check | ready when | otherwise, for example |
+//! |---|---|---|
+//! | `maskinporten_keys` (or the name given) | the key store holds usable keys, or fetches them now | `Maskinporten signing keys could not be fetched: HTTP status 503` |
+//! | `pdp` | one authenticated PDP call got a well-formed answer | `grant failed: Maskinporten refused the grant: invalid_client (…)` |
+//! | `pdp_breaker` | the PDP client's circuit breaker is not open | `open: no PDP calls for 4 s after failures` |
+//!
+//! Results are kept for a while (default 10 s, [`ReadinessBuilder::keep_results_for`]), so
+//! that frequent probes do not spend PDP calls; concurrent probes share one check. The PDP check
+//! is cheap while things work: one PDP call with the cached Altinn token. Only when it fails (and
+//! on the first check) does it run the full [`AltinnPdp::check_credentials`] (discovery, a fresh
+//! grant, a fresh exchange, one PDP call), so that the failing step is named.
+//!
+//! ```
+//! # use altinn_systemuser::readiness::Readiness;
+//! # async fn probe(layer: altinn_systemuser::maskinporten::MaskinportenLayer, pdp: altinn_systemuser::pdp::AltinnPdp) {
+//! let readiness = Readiness::builder().key_store(layer.keys().clone()).pdp(pdp).build();
+//! let report = readiness.check().await;
+//! // 200 {"status":"ready","checks":{...}} or 503 {"status":"not_ready","checks":{...}}
+//! let (status, body) = (report.status_code(), report.to_json());
+//! # let _ = (status, body);
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use crate::maskinporten::KeyStore;
+use crate::pdp::{AltinnPdp, BreakerState};
+
+/// How long a result is kept unless told otherwise.
+pub const DEFAULT_KEEP_RESULTS_FOR: Duration = Duration::from_secs(10);
+
+/// Combined readiness of the key store(s) and the PDP client. Cheap to clone; clones share the
+/// kept result.
+#[derive(Clone)]
+pub struct Readiness {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key_stores: Vec<(String, KeyStore)>,
+    pdp: Option<AltinnPdp>,
+    keep_for: Duration,
+    /// The last report and when it was made; held while a check runs, so that concurrent
+    /// probes wait for that one check instead of starting their own.
+    last: tokio::sync::Mutex<Option<Kept>>,
+}
+
+struct Kept {
+    at: Instant,
+    report: ReadinessReport,
+}
+
+impl Readiness {
+    /// A builder: add the key store(s) and the PDP client to check.
+    pub fn builder() -> ReadinessBuilder {
+        ReadinessBuilder {
+            key_stores: Vec::new(),
+            pdp: None,
+            keep_for: DEFAULT_KEEP_RESULTS_FOR,
+        }
+    }
+
+    /// The current readiness: the kept report if it is recent enough, otherwise a new check.
+    pub async fn check(&self) -> ReadinessReport {
+        let mut last = self.inner.last.lock().await;
+        if let Some(kept) = &*last
+            && kept.at.elapsed() < self.inner.keep_for
+        {
+            return kept.report.clone();
+        }
+        let pdp_was_ok = last.as_ref().is_some_and(|k| k.report.passed("pdp"));
+        let report = self.run(pdp_was_ok).await;
+        *last = Some(Kept {
+            at: Instant::now(),
+            report: report.clone(),
+        });
+        report
+    }
+
+    async fn run(&self, pdp_was_ok: bool) -> ReadinessReport {
+        let mut checks = Vec::new();
+        for (name, keys) in &self.inner.key_stores {
+            let result = if keys.is_ready() {
+                Ok(())
+            } else {
+                keys.ready().await.map_err(|e| e.to_string())
+            };
+            checks.push((name.clone(), result));
+        }
+        if let Some(pdp) = &self.inner.pdp {
+            // The cheap check while the last one passed; the full one to name a failing step.
+            let cheap = if pdp_was_ok { pdp.check_pdp().await.map(|_| ()).ok() } else { None };
+            let result = match cheap {
+                Some(()) => Ok(()),
+                None => pdp.check_credentials().await.map_err(|e| e.to_string()),
+            };
+            checks.push(("pdp".to_owned(), result));
+            let breaker = match pdp.breaker_state() {
+                BreakerState::Open { retry_after } => Err(format!(
+                    "open: no PDP calls for {} s after failures",
+                    retry_after.as_secs_f64().ceil() as u64
+                )),
+                _ => Ok(()),
+            };
+            checks.push(("pdp_breaker".to_owned(), breaker));
+        }
+        ReadinessReport { checks }
+    }
+}
+
+impl fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Readiness")
+            .field("key_stores", &self.inner.key_stores.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field("pdp", &self.inner.pdp.is_some())
+            .field("keep_for", &self.inner.keep_for)
+            .finish()
+    }
+}
+
+/// Builds a [`Readiness`].
+#[must_use]
+pub struct ReadinessBuilder {
+    key_stores: Vec<(String, KeyStore)>,
+    pdp: Option<AltinnPdp>,
+    keep_for: Duration,
+}
+
+impl ReadinessBuilder {
+    /// A key store to check, reported as `maskinporten_keys`.
+    pub fn key_store(self, keys: KeyStore) -> Self {
+        self.named_key_store("maskinporten_keys", keys)
+    }
+
+    /// A key store to check, reported under `name` (for a second issuer, say).
+    pub fn named_key_store(mut self, name: impl Into<String>, keys: KeyStore) -> Self {
+        self.key_stores.push((name.into(), keys));
+        self
+    }
+
+    /// The PDP client to check (reported as `pdp` and `pdp_breaker`).
+    pub fn pdp(mut self, pdp: AltinnPdp) -> Self {
+        self.pdp = Some(pdp);
+        self
+    }
+
+    /// How long a result is kept before the next probe checks again (default 10 s; zero checks
+    /// on every probe).
+    pub fn keep_results_for(mut self, keep: Duration) -> Self {
+        self.keep_for = keep;
+        self
+    }
+
+    /// The handle. Nothing is checked until the first [`Readiness::check`].
+    pub fn build(self) -> Readiness {
+        Readiness {
+            inner: Arc::new(Inner {
+                key_stores: self.key_stores,
+                pdp: self.pdp,
+                keep_for: self.keep_for,
+                last: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for ReadinessBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadinessBuilder")
+            .field("key_stores", &self.key_stores.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field("pdp", &self.pdp.is_some())
+            .field("keep_for", &self.keep_for)
+            .finish()
+    }
+}
+
+/// The outcome of one readiness check: each check's name and `Ok` or its cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadinessReport {
+    checks: Vec<(String, Result<(), String>)>,
+}
+
+impl ReadinessReport {
+    /// Whether every check passed.
+    pub fn is_ready(&self) -> bool {
+        self.checks.iter().all(|(_, r)| r.is_ok())
+    }
+
+    /// Each check's name and `Ok(())` or the cause of its failure.
+    pub fn checks(&self) -> impl Iterator<Item = (&str, Result<(), &str>)> {
+        self.checks
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.as_ref().map(|_| ()).map_err(String::as_str)))
+    }
+
+    fn passed(&self, name: &str) -> bool {
+        self.checks.iter().any(|(n, r)| n == name && r.is_ok())
+    }
+
+    /// `200 OK` when ready, `503 Service Unavailable` otherwise.
+    pub fn status_code(&self) -> StatusCode {
+        if self.is_ready() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+
+    /// `{"status":"ready","checks":{"maskinporten_keys":"ok","pdp":"ok",...}}`, or
+    /// `{"status":"not_ready","checks":{...}}` with each failing check's cause as its value.
+    pub fn to_json(&self) -> Value {
+        let checks: Map<String, Value> = self
+            .checks
+            .iter()
+            .map(|(n, r)| (n.clone(), Value::String(r.as_ref().map_or_else(Clone::clone, |_| "ok".to_owned()))))
+            .collect();
+        json!({ "status": if self.is_ready() { "ready" } else { "not_ready" }, "checks": checks })
+    }
+}
