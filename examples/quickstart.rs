@@ -20,12 +20,13 @@
 //! | `PDP_CLIENT_ID` | the provider's own Maskinporten client id | - |
 //! | `PDP_KEY_ID` | `kid` of the provider's key | - |
 //! | `PDP_PRIVATE_KEY_FILE` | the provider's RSA private key, PEM (PKCS#8 or PKCS#1) | - |
+//! | `ACCEPT_ALTINN_TOKENS` | also trust tokens issued by `{ALTINN_PLATFORM_URL}/authentication/api/v1/openid/` (`true`/`false`) | `false` with `ALTINN_PLATFORM_URL`, `true` in the embedded demo |
 //!
 //! Operations: `GET /metrics` is the Prometheus text of the crate's metrics (no token; an
 //! HTTP-only route outside the layers), and the audit trail is logged with every request's
 //! span (`telemetry::make_span`): `RUST_LOG=altinn_systemuser::audit=info` shows it alone.
 
-use altinn_systemuser::maskinporten::MaskinportenLayer;
+use altinn_systemuser::maskinporten::{AltinnTokens, MaskinportenLayer};
 use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
 use altinn_systemuser::readiness::Readiness;
 use altinn_systemuser::reject::RefusalForm;
@@ -64,6 +65,8 @@ pub(crate) struct Settings {
     pub(crate) pdp_client_id: Option<String>,
     pub(crate) pdp_key_id: Option<String>,
     pub(crate) pdp_key_file: Option<String>,
+    /// `ACCEPT_ALTINN_TOKENS` as given (checked in `build`).
+    pub(crate) accept_altinn_tokens: Option<String>,
 }
 
 impl Settings {
@@ -85,6 +88,7 @@ impl Settings {
             pdp_client_id: get("PDP_CLIENT_ID"),
             pdp_key_id: get("PDP_KEY_ID"),
             pdp_key_file: get("PDP_PRIVATE_KEY_FILE"),
+            accept_altinn_tokens: get("ACCEPT_ALTINN_TOKENS"),
         }
     }
 }
@@ -96,6 +100,8 @@ pub(crate) struct DemoTokens {
     pub(crate) system_user: String,
     /// The same token with its signature broken.
     pub(crate) broken: String,
+    /// An Altinn-issued token for the same system user (as the exchange gives it), 30 minutes.
+    pub(crate) altinn: String,
 }
 
 /// The embedded fakes, kept alive while the demo runs.
@@ -117,6 +123,12 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
     if settings.issuer.is_some() != settings.platform_url.is_some() {
         return Err("set both MASKINPORTEN_ISSUER and ALTINN_PLATFORM_URL (real or fake services), or neither (embedded demo)".into());
     }
+    let accept_altinn = match settings.accept_altinn_tokens.as_deref() {
+        None => settings.platform_url.is_none(),
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => return Err(format!("ACCEPT_ALTINN_TOKENS is true or false, not {other:?}")),
+    };
     let (issuer, pdp, embedded) = match (&settings.issuer, &settings.platform_url) {
         (Some(issuer), Some(platform)) => {
             let missing: Vec<&str> = [
@@ -181,12 +193,20 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
     // Plain HTTP routes: every refusal is an HTTP error status, even for a client that sends
     // `content-type: application/grpc` (the default, `Auto`, would answer it with a gRPC status,
     // which is HTTP 200).
-    let maskinporten = MaskinportenLayer::builder()
+    let mut maskinporten = MaskinportenLayer::builder()
         .issuer(issuer.as_str())
         .require_scope(settings.scope.as_str())
-        .refusal_form(RefusalForm::Http)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .refusal_form(RefusalForm::Http);
+    if accept_altinn {
+        // Tokens from the Maskinporten → Altinn exchange, signed by Altinn's platform.
+        let platform = match (&settings.platform_url, &embedded) {
+            (Some(p), _) => p.clone(),
+            (None, Some(e)) => e.altinn.platform_url(),
+            (None, None) => return Err("ACCEPT_ALTINN_TOKENS needs ALTINN_PLATFORM_URL".into()),
+        };
+        maskinporten = maskinporten.altinn_tokens(AltinnTokens::platform(platform));
+    }
+    let maskinporten = maskinporten.build().map_err(|e| e.to_string())?;
     // GET /whoami: `read` for the system user's own organisation.
     let whoami_layer = SystemUserLayer::builder()
         .pdp(pdp.clone())
@@ -216,7 +236,7 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
     let metrics = prometheus();
     // GET /readyz: the key store, the PDP credentials (discovery, grant, exchange, one PDP
     // call) and the circuit breaker; results kept 10 s. No token needed.
-    let readiness = Readiness::builder().key_store(keys.clone()).pdp(pdp).build();
+    let readiness = Readiness::builder().layer_keys(&maskinporten).pdp(pdp).build();
     let router = Router::new()
         .route(
             "/readyz",
@@ -305,10 +325,15 @@ async fn start_embedded(settings: &Settings) -> Result<Embedded, String> {
         let flipped = if sig.starts_with('A') { "B" } else { "A" };
         format!("{rest}.{flipped}{}", sig.get(1..).unwrap_or_default())
     };
+    let altinn_token = altinn.system_user_token(DEMO_SYSTEM_USER.parse().map_err(|_| "bad demo uuid")?, DEMO_OWNER_ORG).scope(&settings.scope).sign();
     Ok(Embedded {
         maskinporten,
         altinn,
-        tokens: DemoTokens { system_user, broken },
+        tokens: DemoTokens {
+            system_user,
+            broken,
+            altinn: altinn_token,
+        },
     })
 }
 
@@ -321,6 +346,7 @@ fn principal_json(su: &SystemUser) -> Value {
         "vendor_org": su.vendor_org().map(|o| o.to_string()),
         "client_id": su.client_id(),
         "scopes": su.scopes().collect::<Vec<_>>(),
+        "issuer": su.token_issuer().as_str(),
         "resource": su.resource().as_str(),
         "action": su.action().as_str(),
         // The party as authorized; a person number would be personal data, so it is masked.
@@ -359,12 +385,16 @@ A demo system user ({DEMO_SYSTEM_USER}, owned by {DEMO_OWNER_ORG}) may read clai
 
   export TOKEN='{token}'
   export BROKEN='{broken}'
+  export ALTINN_TOKEN='{altinn}'
 
 # 200: who am I (read, for the system user's own organisation)
 curl -s {base}/whoami -H "Authorization: Bearer $TOKEN"
 
 # 200: claims of a client organisation the system user may read for
 curl -s {base}/krav/{DEMO_CLIENT_ORG} -H "Authorization: Bearer $TOKEN"
+
+# 200: the same system user with the token Altinn's exchange gives (issued by Altinn, 30 minutes)
+curl -s {base}/whoami -H "Authorization: Bearer $ALTINN_TOKEN"
 
 # 403 from the PDP: no right to read claims for {DEMO_OTHER_ORG}
 curl -si {base}/krav/{DEMO_OTHER_ORG} -H "Authorization: Bearer $TOKEN"
@@ -384,6 +414,7 @@ curl -s {base}/metrics | grep altinn_systemuser
 "#,
         token = tokens.system_user,
         broken = tokens.broken,
+        altinn = tokens.altinn,
     )
 }
 

@@ -14,6 +14,7 @@
 //! | [`pdp_answer`] | a PDP response body | `parse_response`, `decision::single`, `decision::multi` |
 //! | [`party`] | a party, organisation number or path | the strict and lenient parsers, path templates |
 
+use crate::maskinporten::TokenIssuer;
 use crate::maskinporten::algorithm::Algorithm;
 use crate::maskinporten::jwk::{VerifyingKey, parse_jwk, parse_jwks};
 use crate::maskinporten::key_store::{jwks_uri_from_metadata, max_age};
@@ -59,7 +60,8 @@ pub fn init() {
 }
 
 /// A validator for control byte `ctrl`: bit 0 requires [`AUDIENCE`], bit 1 limits the lifetime to
-/// [`MAX_LIFETIME`], bits 2-3 pick a leeway of 0, 5, 30 or 60 s, bits 4-5 the allowed algorithms.
+/// [`MAX_LIFETIME`], bits 2-3 pick a leeway of 0, 5, 30 or 60 s, bits 4-5 the allowed algorithms,
+/// bit 6 adds the rules of Altinn-issued tokens.
 fn validator(ctrl: u8) -> Validator {
     let algorithms = match (ctrl >> 4) & 3 {
         0 => vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512],
@@ -69,6 +71,8 @@ fn validator(ctrl: u8) -> Validator {
     };
     Validator {
         issuer: ISSUER.into(),
+        // Bit 6: the checks of Altinn-issued tokens on top.
+        kind: if ctrl & 0x40 != 0 { TokenIssuer::Altinn } else { TokenIssuer::Maskinporten },
         audience: if ctrl & 1 != 0 {
             AudiencePolicy::Require(vec![AUDIENCE.into()].into())
         } else {

@@ -32,7 +32,7 @@ use http::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use crate::maskinporten::KeyStore;
+use crate::maskinporten::{KeyStore, MaskinportenLayer};
 use crate::pdp::{AltinnPdp, BreakerState};
 
 /// How long a result is kept unless told otherwise.
@@ -139,6 +139,15 @@ impl ReadinessBuilder {
     /// A key store to check, reported as `maskinporten_keys`.
     pub fn key_store(self, keys: KeyStore) -> Self {
         self.named_key_store("maskinporten_keys", keys)
+    }
+
+    /// Every key store of a Maskinporten layer: `maskinporten_keys`, and `altinn_keys` when it
+    /// trusts Altinn-issued tokens.
+    pub fn layer_keys(mut self, layer: &MaskinportenLayer) -> Self {
+        for (issuer, keys) in layer.key_stores() {
+            self = self.named_key_store(format!("{issuer}_keys"), keys.clone());
+        }
+        self
     }
 
     /// A key store to check, reported under `name` (for a second issuer, say).

@@ -29,7 +29,6 @@ const KEYS: [&str; 9] = [
 async fn embedded_demo_flow() {
     let app = quickstart::build(&Settings::from_lookup(|_| None)).await.unwrap();
     let tokens = app.embedded.as_ref().unwrap().tokens.clone();
-    let app_issuer = app.embedded.as_ref().unwrap().maskinporten.issuer();
     let base = serve(app.router).await;
     let http = reqwest::Client::new();
     let get = |path: &str, token: Option<&str>| {
@@ -110,7 +109,7 @@ async fn embedded_demo_flow() {
     assert!(value(r#"altinn_systemuser_decision_cache_total{result="miss"}"#) >= 4.0);
     assert!(value(r#"altinn_systemuser_credentials_refresh_total{step="grant",result="ok"}"#) >= 1.0);
     assert!(value(r#"altinn_systemuser_credentials_refresh_total{step="exchange",result="ok"}"#) >= 1.0);
-    let issuer = app_issuer;
+    let issuer = "maskinporten";
     assert!(value(&format!(r#"altinn_systemuser_jwks_refresh_total{{issuer="{issuer}",result="ok"}}"#)) >= 1.0);
     let fetched = value(&format!(
         r#"altinn_systemuser_jwks_last_success_timestamp_seconds{{issuer="{issuer}"}}"#
@@ -128,8 +127,16 @@ async fn embedded_demo_flow() {
     let j: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(
         j,
-        serde_json::json!({"status": "ready", "checks": {"maskinporten_keys": "ok", "pdp": "ok", "pdp_breaker": "ok"}})
+        serde_json::json!({"status": "ready", "checks": {"maskinporten_keys": "ok", "altinn_keys": "ok", "pdp": "ok", "pdp_breaker": "ok"}})
     );
+
+    // The Altinn-issued token of the printed commands: the same system user, 200.
+    assert!(curl.contains(&format!("export ALTINN_TOKEN='{}'", tokens.altinn)));
+    assert!(curl.contains("Authorization: Bearer $ALTINN_TOKEN"));
+    let r = get("/whoami", Some(&tokens.altinn)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let j: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!((j["system_user_id"].as_str(), j["issuer"].as_str()), (Some(DEMO_SYSTEM_USER), Some("altinn")));
 }
 
 /// The quickstart against fakes this test starts, with the provider's client id and the
@@ -258,4 +265,53 @@ async fn incomplete_configuration_is_a_clear_error() {
     });
     let e = quickstart::build(&no_key).await.err().unwrap();
     assert!(e.contains("PDP_CLIENT_ID") && e.contains("PDP_PRIVATE_KEY_FILE"), "{e}");
+}
+
+/// `ACCEPT_ALTINN_TOKENS`: off by default against configured services, on when asked (a
+/// trailing `/` on the platform URL is tolerated); anything but true/false is an error.
+#[tokio::test]
+async fn accept_altinn_tokens_is_honoured() {
+    let mp = FakeMaskinporten::start().await;
+    let altinn = FakeAltinn::start(&mp, "the-subscription-key").await;
+    let provider = TestKey::for_role(KeyRole::Provider).with_kid("provider-kid");
+    mp.register_client(ClientRegistration::new(
+        "provider-client",
+        &provider,
+        "974760673",
+        &["altinn:authorization/authorize"],
+    ));
+    let dir = std::env::temp_dir().join(format!("quickstart-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("provider.pem");
+    std::fs::write(&key_file, provider.private_key_pkcs8_pem()).unwrap();
+    let su = Uuid::new_v4();
+    altinn.permit(su, "read", "kravogbetaling", "310702641");
+    let token = altinn.system_user_token(su, "310702641").scope("skatteetaten:kravogbetalinger").sign();
+    let settings = |accept: Option<&str>, platform: String| {
+        let mut vars: HashMap<&str, String> = HashMap::from([
+            ("MASKINPORTEN_ISSUER", mp.issuer()),
+            ("ALTINN_PLATFORM_URL", platform),
+            ("ALTINN_SUBSCRIPTION_KEY", "the-subscription-key".to_owned()),
+            ("PDP_CLIENT_ID", "provider-client".to_owned()),
+            ("PDP_KEY_ID", "provider-kid".to_owned()),
+            ("PDP_PRIVATE_KEY_FILE", key_file.to_string_lossy().into_owned()),
+        ]);
+        if let Some(a) = accept {
+            vars.insert("ACCEPT_ALTINN_TOKENS", a.to_owned());
+        }
+        Settings::from_lookup(|k| vars.get(k).cloned())
+    };
+    let whoami = async |settings: Settings| {
+        let app = quickstart::build(&settings).await.unwrap();
+        let base = serve(app.router).await;
+        let r = reqwest::Client::new().get(format!("{base}/whoami")).bearer_auth(&token).send().await.unwrap();
+        r.status().as_u16()
+    };
+    assert_eq!(whoami(settings(None, altinn.platform_url())).await, 401, "off by default");
+    assert_eq!(whoami(settings(Some("false"), altinn.platform_url())).await, 401);
+    assert_eq!(whoami(settings(Some("true"), altinn.platform_url())).await, 200);
+    assert_eq!(whoami(settings(Some("true"), format!("{}/", altinn.platform_url()))).await, 200);
+    let e = quickstart::build(&settings(Some("yes"), altinn.platform_url())).await.err().unwrap();
+    assert!(e.contains("ACCEPT_ALTINN_TOKENS"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
 }

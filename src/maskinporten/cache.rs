@@ -16,7 +16,6 @@
 //! then the whole token is compared.
 
 use super::jwk::VerifyingKey;
-use super::key_store::KeyStore;
 use super::token::MaskinportenToken;
 use super::validate::now_unix;
 use quick_cache::Equivalent;
@@ -64,6 +63,8 @@ impl Equivalent<TokenKey> for Presented<'_> {
 struct CachedToken {
     token: MaskinportenToken,
     key: Arc<VerifyingKey>,
+    /// The issuer profile whose key store `key` came from.
+    profile: u8,
 }
 
 /// A bounded cache of verified tokens. Clones share the cache.
@@ -88,17 +89,17 @@ impl TokenCache {
     }
 
     /// The verified token for these exact bytes, if cached, unexpired and its key still published.
-    pub(crate) fn get(&self, token: &[u8], keys: &KeyStore, now: i64) -> Option<MaskinportenToken> {
+    pub(crate) fn get(&self, token: &[u8], now: i64, published: impl Fn(u8, &Arc<VerifyingKey>) -> bool) -> Option<MaskinportenToken> {
         let presented = Presented(token);
         let hit = self.inner.tokens.get(&presented)?;
-        if now >= hit.token.exp_unix() || !keys.still_published(&hit.key) {
+        if now >= hit.token.exp_unix() || !published(hit.profile, &hit.key) {
             self.inner.tokens.remove(&presented);
             return None;
         }
         Some(hit.token)
     }
 
-    pub(crate) fn insert(&self, token: &[u8], verified: &MaskinportenToken, key: Arc<VerifyingKey>) {
+    pub(crate) fn insert(&self, token: &[u8], verified: &MaskinportenToken, key: Arc<VerifyingKey>, profile: u8) {
         let now = now_unix();
         let last = self.inner.last_sweep.load(Ordering::Relaxed);
         if now - last >= SWEEP_EVERY_SECS
@@ -113,6 +114,7 @@ impl TokenCache {
         let cached = CachedToken {
             token: verified.clone(),
             key,
+            profile,
         };
         self.inner.tokens.insert(TokenKey(token.into()), cached);
     }
@@ -151,6 +153,7 @@ mod tests {
     fn token(expires_at: i64) -> MaskinportenToken {
         MaskinportenToken::from_data(TokenData {
             issuer: "https://test.maskinporten.no/".into(),
+            issuer_kind: crate::maskinporten::TokenIssuer::Maskinporten,
             scopes: Box::new([]),
             client_id: None,
             client_amr: None,
@@ -170,7 +173,7 @@ mod tests {
         let key = some_key();
         let t = token(now_unix() + 120);
         for i in 0..2_000 {
-            cache.insert(format!("header.payload.signature-{i:064}").as_bytes(), &t, key.clone());
+            cache.insert(format!("header.payload.signature-{i:064}").as_bytes(), &t, key.clone(), 0);
         }
         assert!(cache.len() <= 100, "{}", cache.len());
         assert!(cache.len() >= 50, "{}", cache.len());
@@ -181,12 +184,12 @@ mod tests {
         let cache = TokenCache::new(100);
         let key = some_key();
         for i in 0..10 {
-            cache.insert(format!("expired-{i}").as_bytes(), &token(now_unix() - 1), key.clone());
+            cache.insert(format!("expired-{i}").as_bytes(), &token(now_unix() - 1), key.clone(), 0);
         }
         assert_eq!(cache.len(), 10);
         // Pretend the last sweep was long ago: the next insert sweeps.
         cache.inner.last_sweep.store(now_unix() - SWEEP_EVERY_SECS, Ordering::Relaxed);
-        cache.insert(b"fresh", &token(now_unix() + 120), key);
+        cache.insert(b"fresh", &token(now_unix() + 120), key, 0);
         assert_eq!(cache.len(), 1);
     }
 

@@ -15,6 +15,7 @@
 //! - Which keys of a fetched JWKS are usable is decided in `jwk.rs`; a set without any usable
 //!   key counts as a failed fetch.
 
+use super::issuer::TokenIssuer;
 use super::jwk::{KeyMap, VerifyingKey, parse_jwks};
 use crate::outbound::{self, BodyError};
 use crate::single_flight::{Flight, SingleFlight};
@@ -122,6 +123,8 @@ struct RefreshState {
 
 struct Inner {
     issuer: String,
+    /// Whose keys these are: the `issuer` label of the metrics.
+    kind: TokenIssuer,
     source: KeySource,
     client: reqwest::Client,
     config: KeyStoreConfig,
@@ -153,12 +156,13 @@ impl fmt::Debug for KeyStore {
 }
 
 impl KeyStore {
-    pub(crate) fn new(issuer: String, source: KeySource, client: reqwest::Client, config: KeyStoreConfig) -> Self {
+    pub(crate) fn new(issuer: String, kind: TokenIssuer, source: KeySource, client: reqwest::Client, config: KeyStoreConfig) -> Self {
         // Discovery and the JWKS, each bounded by `fetch_timeout`.
         let refresh_budget = config.fetch_timeout.saturating_mul(2);
         KeyStore {
             inner: Arc::new(Inner {
                 issuer,
+                kind,
                 source,
                 client,
                 config,
@@ -173,6 +177,11 @@ impl KeyStore {
     /// The issuer whose keys these are.
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
+    }
+
+    /// Which issuer: Maskinporten, or Altinn's platform.
+    pub fn token_issuer(&self) -> TokenIssuer {
+        self.inner.kind
     }
 
     /// Whether a usable key set is loaded (for readiness probes).
@@ -298,7 +307,7 @@ impl KeyStore {
     /// Records how a fetch ended (backoff after a failure); runs before its slot is freed, so
     /// that the next caller sees the backoff.
     fn settle(&self, result: &Result<(), FetchError>) {
-        metrics::jwks_refresh(&self.inner.issuer, result.is_ok());
+        metrics::jwks_refresh(self.inner.kind.as_str(), result.is_ok());
         let mut st = self.lock_state();
         match result {
             Ok(()) => {

@@ -3,6 +3,7 @@
 use super::algorithm::Algorithm;
 use super::cache::TokenCache;
 use super::key_store::{KeySource, KeyStore, KeyStoreConfig};
+use super::issuer::{AltinnAudience, AltinnLifetime, AltinnTokens, Profile, TokenIssuer, altinn_issuer};
 use super::service::{Config, MaskinportenService, ScopeRule};
 use super::validate::{AudiencePolicy, Validator};
 use crate::ConfigError;
@@ -35,17 +36,28 @@ impl MaskinportenLayer {
         MaskinportenLayerBuilder::default()
     }
 
-    /// The key store, to wait for keys at startup (`layer.keys().ready().await`) or to answer
-    /// a readiness probe (`layer.keys().is_ready()`).
+    /// Maskinporten's key store, to wait for keys at startup (`layer.keys().ready().await`) or
+    /// to answer a readiness probe (`layer.keys().is_ready()`).
     pub fn keys(&self) -> &KeyStore {
-        &self.config.keys
+        &self.config.profiles[0].keys
+    }
+
+    /// The key store of Altinn-issued tokens, when they are trusted
+    /// ([`MaskinportenLayerBuilder::altinn_tokens`]).
+    pub fn altinn_keys(&self) -> Option<&KeyStore> {
+        self.config.profiles.iter().find(|p| p.kind == TokenIssuer::Altinn).map(|p| &p.keys)
+    }
+
+    /// Every trusted issuer's key store, Maskinporten's first (for readiness).
+    pub fn key_stores(&self) -> impl Iterator<Item = (TokenIssuer, &KeyStore)> {
+        self.config.profiles.iter().map(|p| (p.kind, &p.keys))
     }
 }
 
 impl std::fmt::Debug for MaskinportenLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MaskinportenLayer")
-            .field("issuer", &self.config.validator.issuer)
+            .field("issuers", &self.config.profiles.iter().map(|p| &*p.validator.issuer).collect::<Vec<_>>())
             .field("scopes", &self.config.scopes)
             .finish_non_exhaustive()
     }
@@ -79,6 +91,7 @@ pub struct MaskinportenLayerBuilder {
     responder: Arc<dyn RejectionResponder>,
     form: RefusalForm,
     refusal_level: tracing::Level,
+    altinn: Option<AltinnTokens>,
 }
 
 impl Default for MaskinportenLayerBuilder {
@@ -100,6 +113,7 @@ impl Default for MaskinportenLayerBuilder {
             responder: Arc::new(ProblemResponder),
             form: RefusalForm::Auto,
             refusal_level: tracing::Level::DEBUG,
+            altinn: None,
         }
     }
 }
@@ -122,6 +136,7 @@ impl std::fmt::Debug for MaskinportenLayerBuilder {
             .field("token_cache_capacity", &self.cache_capacity)
             .field("refusal_form", &self.form)
             .field("refusal_log_level", &self.refusal_level)
+            .field("altinn_tokens", &self.altinn)
             .finish_non_exhaustive()
     }
 }
@@ -293,6 +308,16 @@ impl MaskinportenLayerBuilder {
         self
     }
 
+    /// Also trusts tokens that Altinn's platform issues (after the Maskinporten → Altinn
+    /// exchange): a second issuer with its own key store (OpenID Connect discovery) and its own
+    /// audience and lifetime rules (see [`AltinnTokens`]). Without it, Altinn tokens are refused
+    /// (`wrong-issuer`). The presets must pair with the Maskinporten environment: test with TT02,
+    /// production with production (`ConfigError` field `altinn_tokens`).
+    pub fn altinn_tokens(mut self, tokens: AltinnTokens) -> Self {
+        self.altinn = Some(tokens);
+        self
+    }
+
     /// Checks the configuration and builds the layer. No network I/O.
     pub fn build(self) -> Result<MaskinportenLayer, ConfigError> {
         let issuer = self
@@ -353,6 +378,11 @@ impl MaskinportenLayerBuilder {
         if self.keys.fetch_timeout.is_zero() {
             return Err(ConfigError::new("jwks_timeouts", "the total timeout must be more than zero"));
         }
+        let client = match self.client {
+            Some(c) => c,
+            None => crate::outbound::default_client(self.keys.connect_timeout, Some(self.keys.fetch_timeout))
+                .map_err(|_| ConfigError::new("http_client", "the default HTTP client could not be built"))?,
+        };
         let keys = match self.shared_keys {
             Some(k) => {
                 if k.issuer() != issuer {
@@ -369,31 +399,46 @@ impl MaskinportenLayerBuilder {
                             .map_err(|e| ConfigError::new("issuer", e.to_string()))?,
                     ),
                 };
-                let client = match self.client {
-                    Some(c) => c,
-                    None => crate::outbound::default_client(self.keys.connect_timeout, Some(self.keys.fetch_timeout))
-                        .map_err(|_| ConfigError::new("http_client", "the default HTTP client could not be built"))?,
-                };
-                KeyStore::new(issuer.clone(), source, client, self.keys)
+                KeyStore::new(issuer.clone(), TokenIssuer::Maskinporten, source, client.clone(), self.keys.clone())
             }
         };
+        let algorithms = Validator::allowed_bits(&self.algorithms);
+        let leeway_secs = self.leeway.as_secs() as i64;
         let validator = Validator {
-            issuer: issuer.into(),
+            issuer: issuer.clone().into(),
+            kind: TokenIssuer::Maskinporten,
             audience: if self.audience.is_empty() {
                 AudiencePolicy::Unrestricted
             } else {
-                AudiencePolicy::Require(self.audience.into_iter().map(Into::into).collect())
+                AudiencePolicy::Require(self.audience.iter().map(|a| a.as_str().into()).collect())
             },
-            leeway_secs: self.leeway.as_secs() as i64,
+            leeway_secs,
             max_lifetime_secs: self.max_lifetime.map(|d| d.as_secs() as i64),
-            algorithms: Validator::allowed_bits(&self.algorithms),
+            algorithms,
             max_token_bytes: MAX_TOKEN_BYTES,
         };
+        let mut profiles = vec![Profile {
+            kind: TokenIssuer::Maskinporten,
+            validator,
+            keys,
+        }];
+        if let Some(altinn) = &self.altinn {
+            let (validator, keys) = altinn_profile(altinn, &issuer, !self.audience.is_empty(), self.max_lifetime.is_some(), &client, self.keys)?;
+            let validator = Validator {
+                leeway_secs,
+                algorithms,
+                ..validator
+            };
+            profiles.push(Profile {
+                kind: TokenIssuer::Altinn,
+                validator,
+                keys,
+            });
+        }
         let cache = (self.cache_capacity > 0).then(|| TokenCache::new(self.cache_capacity));
         Ok(MaskinportenLayer {
             config: Arc::new(Config {
-                validator,
-                keys,
+                profiles: profiles.into(),
                 scopes: ScopeRule::new(self.all_of, self.any_of),
                 cache,
                 responder: self.responder,
@@ -402,6 +447,82 @@ impl MaskinportenLayerBuilder {
             }),
         })
     }
+}
+
+/// The Altinn profile's validator (issuer, audience, lifetime; leeway and algorithms are set by
+/// the caller) and key store. `maskinporten_issuer` must pair with it; when the Maskinporten
+/// profile requires an audience or limits the lifetime, this profile must state its own rule.
+fn altinn_profile(
+    altinn: &AltinnTokens,
+    maskinporten_issuer: &str,
+    audience_required: bool,
+    lifetime_limited: bool,
+    client: &reqwest::Client,
+    keys: KeyStoreConfig,
+) -> Result<(Validator, KeyStore), ConfigError> {
+    let platform = check_url("altinn_tokens", &altinn.platform)?;
+    if platform.query().is_some() || platform.fragment().is_some() {
+        return Err(ConfigError::new("altinn_tokens", "the platform URL must not have a query or fragment"));
+    }
+    let issuer = altinn_issuer(platform.as_str());
+    let issuer_url = check_url("altinn_tokens", &issuer)?;
+    let pairs = [(PRODUCTION_ISSUER, "https://platform.altinn.no"), (TEST_ISSUER, "https://platform.tt02.altinn.no")];
+    for (mp, alt) in pairs {
+        let other = pairs.iter().find(|(m, _)| *m != mp).map(|(_, a)| *a).unwrap_or_default();
+        if maskinporten_issuer == mp && issuer == altinn_issuer(other) {
+            return Err(ConfigError::conflict(
+                "altinn_tokens",
+                format!("{maskinporten_issuer} pairs with {alt}, not {other} (test Maskinporten with TT02, production with production)"),
+            ));
+        }
+    }
+    let audience = match &altinn.audience {
+        AltinnAudience::Unstated if audience_required => {
+            return Err(ConfigError::missing(
+                "altinn_tokens",
+                "Maskinporten tokens must name an audience: say the rule for Altinn tokens too (require_audience or without_audience)",
+            ));
+        }
+        AltinnAudience::Unstated | AltinnAudience::NoneRequired => AudiencePolicy::Unrestricted,
+        AltinnAudience::Require(list) => {
+            if list.iter().any(String::is_empty) {
+                return Err(ConfigError::new("altinn_tokens", "an empty audience"));
+            }
+            AudiencePolicy::Require(list.iter().map(|a| a.as_str().into()).collect())
+        }
+    };
+    let max_lifetime = match altinn.lifetime {
+        AltinnLifetime::Unstated if lifetime_limited => {
+            return Err(ConfigError::missing(
+                "altinn_tokens",
+                "Maskinporten tokens have a maximum lifetime: say the rule for Altinn tokens too (max_token_lifetime or any_lifetime; they live 30 minutes)",
+            ));
+        }
+        AltinnLifetime::Unstated | AltinnLifetime::Unlimited => None,
+        AltinnLifetime::AtMost(d) if d > Duration::from_secs(7 * 24 * 3600) => {
+            return Err(ConfigError::new("altinn_tokens", "the maximum lifetime is at most 7 days"));
+        }
+        AltinnLifetime::AtMost(d) => Some(d.as_secs() as i64),
+    };
+    let source = match &altinn.jwks_uri {
+        Some(u) => KeySource::Jwks(check_url("altinn_tokens", u)?),
+        None => KeySource::Discovery(
+            issuer_url
+                .join(".well-known/openid-configuration")
+                .map_err(|e| ConfigError::new("altinn_tokens", e.to_string()))?,
+        ),
+    };
+    let keys = KeyStore::new(issuer.clone(), TokenIssuer::Altinn, source, client.clone(), keys);
+    let validator = Validator {
+        issuer: issuer.into(),
+        kind: TokenIssuer::Altinn,
+        audience,
+        leeway_secs: 0,
+        max_lifetime_secs: max_lifetime,
+        algorithms: 0,
+        max_token_bytes: MAX_TOKEN_BYTES,
+    };
+    Ok((validator, keys))
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@
 
 pub(crate) mod algorithm;
 mod cache;
+pub(crate) mod issuer;
 pub(crate) mod jwk;
 pub(crate) mod key_store;
 mod layer;
@@ -67,6 +68,7 @@ pub(crate) mod validate;
 mod wycheproof_tests;
 
 pub use algorithm::Algorithm;
+pub use issuer::{AltinnTokens, TokenIssuer, altinn_issuer};
 pub use key_store::{KeyStore, KeyStoreError};
 pub use layer::{MAX_TOKEN_BYTES, MaskinportenLayer, MaskinportenLayerBuilder, PRODUCTION_ISSUER, TEST_ISSUER};
 pub use service::MaskinportenService;

@@ -1,9 +1,10 @@
 //! [`MaskinportenService`]: `Authorization` header → verified token → request extensions.
 
 use super::cache::TokenCache;
-use super::key_store::{KeyError, KeyStore};
+use super::issuer::{self, Profile};
+use super::key_store::KeyError;
 use super::token::MaskinportenToken;
-use super::validate::{Validator, now_unix};
+use super::validate::{Unverified, Validator, now_unix};
 use crate::ResponseFuture;
 use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
 use crate::stack::ExemptPaths;
@@ -45,8 +46,8 @@ impl ScopeRule {
 }
 
 pub(crate) struct Config {
-    pub validator: Validator,
-    pub keys: KeyStore,
+    /// The trusted issuers: Maskinporten first, then Altinn's platform if configured.
+    pub profiles: Box<[Profile]>,
     pub scopes: ScopeRule,
     pub cache: Option<TokenCache>,
     pub responder: Arc<dyn RejectionResponder>,
@@ -90,39 +91,60 @@ impl Config {
         Ok(())
     }
 
+    /// The validator of the header: the algorithms and the size cap are the same for every
+    /// issuer.
+    pub(crate) fn header_validator(&self) -> &Validator {
+        &self.profiles[0].validator
+    }
+
+    /// The profile of the issuer the token names. With Maskinporten alone, `iss` is read only
+    /// on the slow path (`fetching`): the claims check it anyway, and an `iss` outside the set
+    /// must cost no key fetch.
+    fn profile(&self, unverified: &Unverified<'_>, fetching: bool) -> Result<usize, RejectionKind> {
+        if self.profiles.len() == 1 && !fetching {
+            return Ok(0);
+        }
+        issuer::select(&self.profiles, unverified.payload())
+    }
+
     /// Everything that can be done without waiting: `Ok(Some)` verified, `Ok(None)` keys needed.
     fn verify_now(&self, raw: &[u8], now: i64) -> Result<Option<MaskinportenToken>, RejectionKind> {
         // A hit is the very bytes that passed every check before: their shape was checked then.
         if let Some(cache) = &self.cache
-            && let Some(t) = cache.get(raw, &self.keys, now)
+            && let Some(t) = cache.get(raw, now, |p, key| self.profiles.get(usize::from(p)).is_some_and(|p| p.keys.still_published(key)))
         {
             return Ok(Some(t));
         }
         let token = b64token(raw)?;
-        let unverified = self.validator.parse(token)?;
-        let Some(key) = self.keys.get_cached(&unverified.kid) else {
+        let unverified = self.header_validator().parse(token)?;
+        let i = self.profile(&unverified, false)?;
+        let profile = &self.profiles[i];
+        let Some(key) = profile.keys.get_cached(&unverified.kid) else {
             return Ok(None);
         };
-        let verified = self.validator.verify(&unverified, &key, now)?;
+        let verified = profile.validator.verify(&unverified, &key, now)?;
         if let Some(cache) = &self.cache {
-            cache.insert(raw, &verified, key);
+            cache.insert(raw, &verified, key, i as u8);
         }
         Ok(Some(verified))
     }
 
-    /// The slow path: the key has to be fetched first.
+    /// The slow path: the key has to be fetched first, from the store of the issuer the token
+    /// names (an `iss` outside the set fetches nothing).
     async fn verify_after_fetch(&self, token: &str) -> Result<MaskinportenToken, Rejection> {
-        let unverified = self.validator.parse(token).map_err(Rejection::new)?;
-        let key = match self.keys.get(&unverified.kid).await {
+        let unverified = self.header_validator().parse(token).map_err(Rejection::new)?;
+        let i = self.profile(&unverified, true).map_err(Rejection::new)?;
+        let profile = &self.profiles[i];
+        let key = match profile.keys.get(&unverified.kid).await {
             Ok(k) => k,
             Err(KeyError::UnknownKid) => return Err(Rejection::new(RejectionKind::UnknownSigningKey)),
             Err(KeyError::Unavailable(after)) => {
                 return Err(Rejection::new(RejectionKind::KeysUnavailable).with_retry_after(after.max(std::time::Duration::from_secs(1))));
             }
         };
-        let verified = self.validator.verify(&unverified, &key, now_unix()).map_err(Rejection::new)?;
+        let verified = profile.validator.verify(&unverified, &key, now_unix()).map_err(Rejection::new)?;
         if let Some(cache) = &self.cache {
-            cache.insert(token.as_bytes(), &verified, key);
+            cache.insert(token.as_bytes(), &verified, key, i as u8);
         }
         Ok(verified)
     }
@@ -173,7 +195,7 @@ impl<S: Clone> Clone for MaskinportenService<S> {
 impl<S> std::fmt::Debug for MaskinportenService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MaskinportenService")
-            .field("issuer", &self.config.validator.issuer)
+            .field("issuer", &self.config.header_validator().issuer)
             .finish_non_exhaustive()
     }
 }
@@ -248,7 +270,7 @@ where
         // takes it and leaves a clone behind (a clone per request is an allocation for a boxed
         // inner service such as an axum route).
         let config = &self.config;
-        let token = match bearer(req.headers(), config.validator.max_token_bytes) {
+        let token = match bearer(req.headers(), config.header_validator().max_token_bytes) {
             Ok(t) => t,
             Err(kind) => return ResponseFuture::rejected(config.reject(kind, req.headers())),
         };

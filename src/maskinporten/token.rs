@@ -1,5 +1,6 @@
 //! [`MaskinportenToken`]: the verified token, and the claims it is parsed from.
 
+use super::issuer::TokenIssuer;
 use crate::org::{OrgNumber, Organisation};
 use crate::reject::RejectionKind;
 use crate::strict_json::from_str_unique;
@@ -26,6 +27,7 @@ pub struct MaskinportenToken {
 
 pub(crate) struct TokenData {
     pub issuer: Box<str>,
+    pub issuer_kind: TokenIssuer,
     pub scopes: Box<[Box<str>]>,
     pub client_id: Option<Box<str>>,
     pub client_amr: Option<Box<str>>,
@@ -46,6 +48,12 @@ impl MaskinportenToken {
     /// The issuer (`iss`), exactly as configured.
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
+    }
+
+    /// Which issuer vouched for the caller: Maskinporten, or Altinn's platform (a token from
+    /// the exchange, accepted with [`MaskinportenLayerBuilder::altinn_tokens`](super::MaskinportenLayerBuilder::altinn_tokens)).
+    pub fn token_issuer(&self) -> TokenIssuer {
+        self.inner.issuer_kind
     }
 
     /// The granted scopes (`scope`, split on spaces).
@@ -197,6 +205,15 @@ pub(crate) struct RawClaims<'a> {
     pub supplier: Option<RawOrg<'a>>,
     #[serde(borrow)]
     pub authorization_details: Option<&'a RawValue>,
+    /// Altinn tokens: the vendor's organisation number.
+    #[serde(borrow, rename = "urn:altinn:orgNumber")]
+    pub altinn_org_number: Option<Cow<'a, str>>,
+    /// Altinn tokens: how the caller authenticated (`maskinporten` for a system user).
+    #[serde(borrow, rename = "urn:altinn:authenticatemethod")]
+    pub altinn_authenticate_method: Option<Cow<'a, str>>,
+    /// Altinn tokens: the authentication level (an integer; 3 for a system user).
+    #[serde(rename = "urn:altinn:authlevel")]
+    pub altinn_auth_level: Option<u64>,
 }
 
 /// A JSON number of seconds since the epoch (integer or fractional).

@@ -12,6 +12,7 @@
 //! checked subtraction, so no number in a token can overflow or wrap.
 
 use super::algorithm::Algorithm;
+use super::issuer::TokenIssuer;
 use super::jwk::VerifyingKey;
 use super::token::{self, MaskinportenToken, RawClaims, TokenData};
 use crate::reject::RejectionKind;
@@ -36,6 +37,8 @@ pub(crate) enum AudiencePolicy {
 #[derive(Debug, Clone)]
 pub(crate) struct Validator {
     pub issuer: Box<str>,
+    /// Whose tokens these are: Altinn's carry claims of their own, checked here.
+    pub kind: TokenIssuer,
     pub audience: AudiencePolicy,
     pub leeway_secs: i64,
     pub max_lifetime_secs: Option<i64>,
@@ -95,6 +98,13 @@ struct RawHeader<'a> {
     zip: Present,
     #[serde(default)]
     b64: Present,
+}
+
+impl Unverified<'_> {
+    /// The payload, base64url: read before verification only to pick the issuer's profile.
+    pub(crate) fn payload(&self) -> &str {
+        self.payload
+    }
 }
 
 /// Whether every byte is in the base64url alphabet. No early exit, so that it compiles to vector
@@ -232,10 +242,25 @@ impl Validator {
             .map(Into::into)
             .collect();
         let consumer = token::parse_org(c.consumer)?;
+        if self.kind == TokenIssuer::Altinn {
+            // Altinn's own claims (protocol section 7). Where the sources are silent, refuse.
+            if c.nbf.is_none()
+                || c.altinn_authenticate_method.as_deref() != Some("maskinporten")
+                || c.altinn_auth_level != Some(3)
+            {
+                return Err(RejectionKind::InvalidClaims);
+            }
+            let vendor = consumer.as_ref().and_then(|o| o.org_number());
+            match (c.altinn_org_number.as_deref(), vendor) {
+                (Some(n), Some(v)) if crate::org::OrgNumber::parse_canonical(n) == Ok(v) => {}
+                _ => return Err(RejectionKind::InvalidClaims),
+            }
+        }
         let supplier = token::parse_org(c.supplier)?;
         let system_user = token::parse_system_user(c.authorization_details)?;
         Ok(MaskinportenToken::from_data(TokenData {
             issuer: self.issuer.clone(),
+            issuer_kind: self.kind,
             scopes,
             client_id: c.client_id.map(Into::into),
             client_amr: c.client_amr.map(Into::into),
@@ -295,6 +320,7 @@ pub(crate) mod tests {
     /// The default validator for `https://test.maskinporten.no/`, for unit tests.
     pub(crate) fn v() -> Validator {
         Validator {
+            kind: TokenIssuer::Maskinporten,
             issuer: "https://test.maskinporten.no/".into(),
             audience: AudiencePolicy::Unrestricted,
             leeway_secs: 10,

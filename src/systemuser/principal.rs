@@ -39,6 +39,11 @@ impl SystemUser {
         })
     }
 
+    /// Which issuer vouched for the caller: Maskinporten, or Altinn's platform.
+    pub fn token_issuer(&self) -> crate::maskinporten::TokenIssuer {
+        self.token.token_issuer()
+    }
+
     /// The system user's id (`systemuser_id[0]`), the subject the PDP authorized.
     pub fn id(&self) -> Uuid {
         self.id

@@ -14,7 +14,7 @@
 //! | `vendor_org` | the vendor (`consumer`): its organisation number, or the ISO 6523 id of a foreign one |
 //! | `client_id` | the vendor's Maskinporten client |
 //! | `jti` | the token's id |
-//! | `issuer` | the token's issuer |
+//! | `issuer` | who vouched for the caller: `maskinporten` or `altinn` (a token from the exchange) |
 //! | `resource`, `action` | what was asked of the PDP |
 //! | `party` | an organisation number in clear; a person identifier never: `redacted`, or `hmac-sha256:` and 32 hex digits (the first 128 bits of HMAC-SHA256 under the key given to [`audit_party_key`](crate::systemuser::SystemUserLayerBuilder::audit_party_key)), so that one person's requests can be found together without the identifier being written |
 //! | `decision_source` | `cache` (the decision cache), `pdp` (this request's own PDP call) or `shared` (an identical question's call in flight) |
@@ -143,7 +143,7 @@ pub(crate) fn authorization(outcome: Result<(), RejectionKind>, a: &Authorizatio
         vendor_org = a.token.and_then(MaskinportenToken::consumer).map(|o| display(OrgField(o))),
         client_id = a.token.and_then(MaskinportenToken::client_id),
         jti = a.token.and_then(MaskinportenToken::jti),
-        issuer = a.token.map(MaskinportenToken::issuer),
+        issuer = a.token.map(|t| t.token_issuer().as_str()),
         resource = a.resource.map(ResourceId::as_str),
         action = a.action.map(Action::as_str),
         party = a.party.map(|party| display(PartyField { party, key })),

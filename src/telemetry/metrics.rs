@@ -139,8 +139,10 @@ pub mod label {
     /// Decision cache result: joined an identical question in flight.
     pub const SHARED: &str = "shared";
 
-    /// The issuer whose keys were fetched (from the configuration, never from a request).
+    /// Whose keys were fetched: [`MASKINPORTEN`] or [`ALTINN`].
     pub const ISSUER: &str = "issuer";
+    /// The `issuer` of Altinn's platform (tokens from the exchange).
+    pub const ALTINN: &str = "altinn";
 
     /// Which step of getting the PDP's token: [`GRANT`], [`EXCHANGE`].
     pub const STEP: &str = "step";
@@ -261,9 +263,9 @@ mod record {
         metrics::with_recorder(|r| r.register_histogram(key, &METADATA).record(seconds));
     }
 
-    pub(crate) fn jwks_refresh(issuer: &str, ok: bool, unix_seconds: f64) {
+    pub(crate) fn jwks_refresh(issuer: &'static str, ok: bool, unix_seconds: f64) {
         let result = if ok { label::OK } else { label::ERROR };
-        let issuer_label = || Label::new(label::ISSUER, issuer.to_owned());
+        let issuer_label = || Label::from_static_parts(label::ISSUER, issuer);
         let key = Key::from_parts(
             super::JWKS_REFRESH_TOTAL,
             vec![issuer_label(), Label::from_static_parts(label::RESULT, result)],
@@ -353,7 +355,7 @@ pub(crate) fn pdp_duration(took: Duration) {
 
 /// A JWKS fetch (discovery included) that ran, and how it ended.
 #[inline]
-pub(crate) fn jwks_refresh(issuer: &str, ok: bool) {
+pub(crate) fn jwks_refresh(issuer: &'static str, ok: bool) {
     #[cfg(feature = "metrics")]
     {
         let now = std::time::SystemTime::now()

@@ -37,7 +37,7 @@ async fn an_allowed_and_a_refused_request_are_each_one_event_with_every_field() 
         ("vendor_org", DEFAULT_CONSUMER_ORG),
         ("client_id", DEFAULT_CLIENT_ID),
         ("jti", jti.as_str()),
-        ("issuer", env.fakes.mp.issuer().as_str()),
+        ("issuer", "maskinporten"),
         ("resource", RESOURCE),
         ("action", "read"),
         ("party", OWNER_ORG),

@@ -243,7 +243,8 @@ async fn key_refreshes_are_counted_and_the_last_success_is_a_timestamp() {
     let _local = metrics::set_default_local_recorder(&recorder);
     let fakes = Fakes::start().await;
     let layer = fakes.maskinporten_layer();
-    let issuer = fakes.mp.issuer();
+    // The label names the kind of issuer (`maskinporten` or `altinn`), never a URL.
+    let issuer = "maskinporten".to_owned();
     let by_issuer = |result| [("issuer", issuer.as_str()), ("result", result)];
     const REFRESH: &str = "altinn_systemuser_jwks_refresh_total";
     const LAST: &str = "altinn_systemuser_jwks_last_success_timestamp_seconds";

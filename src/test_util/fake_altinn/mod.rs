@@ -8,6 +8,7 @@
 //! - `recorded.rs`: [`RecordedRequest`].
 
 mod exchange;
+mod openid;
 mod pdp;
 mod recorded;
 mod script;
@@ -19,12 +20,14 @@ pub use script::{ExchangeFormat, PdpAnswer};
 use super::fake_maskinporten::{FakeMaskinporten, MpState};
 use super::key_pool::KeyRole;
 use super::keys::TestKey;
+use super::jwt::TokenBuilder;
 use super::server::{Bound, EndpointMode, ServerGuard, lock};
 use axum::Router;
 use axum::routing::{get, post};
 use script::Answers;
 use serde_json::{Value, json};
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -99,6 +102,8 @@ struct AltinnState {
     issued: Mutex<HashSet<String>>,
     pdp_requests: Mutex<Vec<RecordedRequest>>,
     exchange_requests: Mutex<Vec<RecordedRequest>>,
+    /// Requests for the OpenID discovery document and the JWKS.
+    openid_requests: AtomicUsize,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -120,6 +125,7 @@ struct Config {
     exchange_mode: EndpointMode,
     exchange_queue: VecDeque<EndpointMode>,
     exchange_format: ExchangeFormat,
+    openid_mode: EndpointMode,
 }
 
 /// The default obligation on permits: minimum authentication level 2 (a system user has 3).
@@ -163,15 +169,25 @@ impl FakeAltinn {
                 exchange_mode: EndpointMode::Normal,
                 exchange_queue: VecDeque::new(),
                 exchange_format: ExchangeFormat::Negotiated,
+                openid_mode: EndpointMode::Normal,
             }),
             issued: Mutex::new(HashSet::new()),
             pdp_requests: Mutex::new(Vec::new()),
             exchange_requests: Mutex::new(Vec::new()),
+            openid_requests: AtomicUsize::new(0),
             shutdown: bound.shutdown_signal(),
         });
         let router = Router::new()
             .route("/authentication/api/v1/exchange/maskinporten", get(exchange::exchange))
             .route("/authorization/api/v1/authorize", post(pdp::pdp))
+            .route(
+                "/authentication/api/v1/openid/.well-known/openid-configuration",
+                get(openid::discovery),
+            )
+            .route(
+                "/authentication/api/v1/openid/.well-known/openid-configuration/jwks",
+                get(openid::jwks),
+            )
             .with_state(state.clone());
         let guard = bound.serve(router);
         FakeAltinn {
@@ -206,6 +222,27 @@ impl FakeAltinn {
     /// The issuer of Altinn tokens, `{platform}/authentication/api/v1/openid/`.
     pub fn token_issuer(&self) -> String {
         self.st().token_issuer()
+    }
+
+    /// An Altinn-issued system-user token for the API under test, as the exchange writes them
+    /// (`authorization_details` one object, `nbf`, `urn:altinn:orgNumber` = `consumer` =
+    /// 991825827, `urn:altinn:authenticatemethod` `maskinporten`, `urn:altinn:authlevel` 3, 30
+    /// minutes; header `typ`, `kid`, `x5t`), signed by [`signing_key`](Self::signing_key), whose
+    /// public key this fake publishes through OpenID Connect discovery at
+    /// `{token_issuer}.well-known/openid-configuration`. Add the API's scope with
+    /// [`TokenBuilder::scope`].
+    pub fn system_user_token(&self, system_user: Uuid, owner_org: &str) -> TokenBuilder {
+        self.st().system_user_token(system_user, owner_org)
+    }
+
+    /// Faults for the OpenID discovery document and the JWKS.
+    pub fn set_openid_mode(&self, mode: EndpointMode) {
+        lock(&self.st().config).openid_mode = mode;
+    }
+
+    /// Requests for the OpenID discovery document and the JWKS so far.
+    pub fn openid_requests(&self) -> usize {
+        self.st().openid_requests.load(Ordering::SeqCst)
     }
 
     /// The key that signs Altinn tokens.
