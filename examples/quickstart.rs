@@ -325,7 +325,10 @@ async fn start_embedded(settings: &Settings) -> Result<Embedded, String> {
         let flipped = if sig.starts_with('A') { "B" } else { "A" };
         format!("{rest}.{flipped}{}", sig.get(1..).unwrap_or_default())
     };
-    let altinn_token = altinn.system_user_token(DEMO_SYSTEM_USER.parse().map_err(|_| "bad demo uuid")?, DEMO_OWNER_ORG).scope(&settings.scope).sign();
+    let altinn_token = altinn
+        .system_user_token(DEMO_SYSTEM_USER.parse().map_err(|_| "bad demo uuid")?, DEMO_OWNER_ORG)
+        .scope(&settings.scope)
+        .sign();
     Ok(Embedded {
         maskinporten,
         altinn,

@@ -72,7 +72,11 @@ fn validator(ctrl: u8) -> Validator {
     Validator {
         issuer: ISSUER.into(),
         // Bit 6: the checks of Altinn-issued tokens on top.
-        kind: if ctrl & 0x40 != 0 { TokenIssuer::Altinn } else { TokenIssuer::Maskinporten },
+        kind: if ctrl & 0x40 != 0 {
+            TokenIssuer::Altinn
+        } else {
+            TokenIssuer::Maskinporten
+        },
         audience: if ctrl & 1 != 0 {
             AudiencePolicy::Require(vec![AUDIENCE.into()].into())
         } else {

@@ -34,6 +34,11 @@ leeway = "30s"
 max_token_lifetime = "10m"
 algorithms = ["RS256"]
 
+[maskinporten.altinn_tokens]
+platform = "{platform}"
+without_audience = true
+max_token_lifetime = "31m"
+
 [system_user]
 resource = "kravogbetaling"
 party_from_path = "/krav/{{orgnr}}"
@@ -99,6 +104,12 @@ async fn a_toml_document_loads_into_working_layers() {
         .alg("RS512")
         .sign();
     assert_eq!(get_with_token(&app, &format!("/krav/{OWNER_ORG}"), &rs512).await.status, 401);
+    // Altinn-issued tokens, trusted by the document's [maskinporten.altinn_tokens].
+    let from_altinn = altinn
+        .system_user_token(su, OWNER_ORG)
+        .scope("skatteetaten:kravogbetalinger")
+        .sign();
+    assert_eq!(get_with_token(&app, &format!("/krav/{OWNER_ORG}"), &from_altinn).await.status, 200);
     // The PDP calls carried the subscription key from the environment.
     let recorded = altinn.pdp_requests();
     assert!(

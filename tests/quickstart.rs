@@ -136,7 +136,10 @@ async fn embedded_demo_flow() {
     let r = get("/whoami", Some(&tokens.altinn)).await.unwrap();
     assert_eq!(r.status(), 200);
     let j: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!((j["system_user_id"].as_str(), j["issuer"].as_str()), (Some(DEMO_SYSTEM_USER), Some("altinn")));
+    assert_eq!(
+        (j["system_user_id"].as_str(), j["issuer"].as_str()),
+        (Some(DEMO_SYSTEM_USER), Some("altinn"))
+    );
 }
 
 /// The quickstart against fakes this test starts, with the provider's client id and the
@@ -286,7 +289,10 @@ async fn accept_altinn_tokens_is_honoured() {
     std::fs::write(&key_file, provider.private_key_pkcs8_pem()).unwrap();
     let su = Uuid::new_v4();
     altinn.permit(su, "read", "kravogbetaling", "310702641");
-    let token = altinn.system_user_token(su, "310702641").scope("skatteetaten:kravogbetalinger").sign();
+    let token = altinn
+        .system_user_token(su, "310702641")
+        .scope("skatteetaten:kravogbetalinger")
+        .sign();
     let settings = |accept: Option<&str>, platform: String| {
         let mut vars: HashMap<&str, String> = HashMap::from([
             ("MASKINPORTEN_ISSUER", mp.issuer()),
@@ -304,14 +310,22 @@ async fn accept_altinn_tokens_is_honoured() {
     let whoami = async |settings: Settings| {
         let app = quickstart::build(&settings).await.unwrap();
         let base = serve(app.router).await;
-        let r = reqwest::Client::new().get(format!("{base}/whoami")).bearer_auth(&token).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .get(format!("{base}/whoami"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         r.status().as_u16()
     };
     assert_eq!(whoami(settings(None, altinn.platform_url())).await, 401, "off by default");
     assert_eq!(whoami(settings(Some("false"), altinn.platform_url())).await, 401);
     assert_eq!(whoami(settings(Some("true"), altinn.platform_url())).await, 200);
     assert_eq!(whoami(settings(Some("true"), format!("{}/", altinn.platform_url()))).await, 200);
-    let e = quickstart::build(&settings(Some("yes"), altinn.platform_url())).await.err().unwrap();
+    let e = quickstart::build(&settings(Some("yes"), altinn.platform_url()))
+        .await
+        .err()
+        .unwrap();
     assert!(e.contains("ACCEPT_ALTINN_TOKENS"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::refusal_form;
 use crate::ConfigError;
-use crate::maskinporten::{Algorithm, MaskinportenLayer, MaskinportenLayerBuilder};
+use crate::maskinporten::{Algorithm, AltinnTokens, MaskinportenLayer, MaskinportenLayerBuilder};
 
 /// The settings of [`MaskinportenLayer`]; each key is the builder method of the same name.
 ///
@@ -61,6 +61,76 @@ pub struct MaskinportenConfig {
     pub token_cache_capacity: Option<u64>,
     /// [`MaskinportenLayerBuilder::refusal_form`]: `"auto"`, `"http"` or `"grpc"`.
     pub refusal_form: Option<String>,
+    /// [`MaskinportenLayerBuilder::altinn_tokens`]: the `[maskinporten.altinn_tokens]` table.
+    pub altinn_tokens: Option<AltinnTokensConfig>,
+}
+
+/// Trust in Altinn-issued tokens ([`AltinnTokens`]); each key is the method of the same name.
+///
+/// ```toml
+/// [maskinporten.altinn_tokens]
+/// platform = "https://platform.tt02.altinn.no"
+/// without_audience = true
+/// max_token_lifetime = "30m"
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AltinnTokensConfig {
+    /// [`AltinnTokens::platform`]: the platform URL; required.
+    pub platform: Option<String>,
+    /// [`AltinnTokens::jwks_uri`].
+    pub jwks_uri: Option<String>,
+    /// [`AltinnTokens::require_audience`], each.
+    #[serde(default)]
+    pub require_audience: Vec<String>,
+    /// [`AltinnTokens::without_audience`] when `true`.
+    #[serde(default)]
+    pub without_audience: bool,
+    /// [`AltinnTokens::max_token_lifetime`].
+    #[serde(default, with = "humantime_serde")]
+    pub max_token_lifetime: Option<Duration>,
+    /// [`AltinnTokens::any_lifetime`] when `true`.
+    #[serde(default)]
+    pub any_lifetime: bool,
+}
+
+impl AltinnTokensConfig {
+    /// The [`AltinnTokens`] these settings describe.
+    pub fn tokens(&self) -> Result<AltinnTokens, ConfigError> {
+        let platform = self
+            .platform
+            .as_deref()
+            .ok_or_else(|| ConfigError::missing("altinn_tokens", "altinn_tokens.platform is required"))?;
+        let mut t = AltinnTokens::platform(platform);
+        if let Some(u) = &self.jwks_uri {
+            t = t.jwks_uri(u);
+        }
+        if self.without_audience && !self.require_audience.is_empty() {
+            return Err(ConfigError::conflict(
+                "altinn_tokens",
+                "give require_audience or without_audience, not both",
+            ));
+        }
+        for a in &self.require_audience {
+            t = t.require_audience(a);
+        }
+        if self.without_audience {
+            t = t.without_audience();
+        }
+        match (self.max_token_lifetime, self.any_lifetime) {
+            (Some(_), true) => {
+                return Err(ConfigError::conflict(
+                    "altinn_tokens",
+                    "give max_token_lifetime or any_lifetime, not both",
+                ));
+            }
+            (Some(d), false) => t = t.max_token_lifetime(d),
+            (None, true) => t = t.any_lifetime(),
+            (None, false) => {}
+        }
+        Ok(t)
+    }
 }
 
 impl MaskinportenConfig {
@@ -114,6 +184,9 @@ impl MaskinportenConfig {
         }
         if let Some(v) = &self.refusal_form {
             b = b.refusal_form(refusal_form(v)?);
+        }
+        if let Some(a) = &self.altinn_tokens {
+            b = b.altinn_tokens(a.tokens()?);
         }
         Ok(b)
     }

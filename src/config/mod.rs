@@ -44,7 +44,7 @@ mod pdp;
 mod secret;
 mod systemuser;
 
-pub use maskinporten::MaskinportenConfig;
+pub use maskinporten::{AltinnTokensConfig, MaskinportenConfig};
 pub use pdp::{CredentialsConfig, PdpConfig, RateLimit};
 pub use secret::Secret;
 pub use systemuser::SystemUserConfig;

@@ -2,8 +2,8 @@
 
 use super::algorithm::Algorithm;
 use super::cache::TokenCache;
-use super::key_store::{KeySource, KeyStore, KeyStoreConfig};
 use super::issuer::{AltinnAudience, AltinnLifetime, AltinnTokens, Profile, TokenIssuer, altinn_issuer};
+use super::key_store::{KeySource, KeyStore, KeyStoreConfig};
 use super::service::{Config, MaskinportenService, ScopeRule};
 use super::validate::{AudiencePolicy, Validator};
 use crate::ConfigError;
@@ -57,7 +57,10 @@ impl MaskinportenLayer {
 impl std::fmt::Debug for MaskinportenLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MaskinportenLayer")
-            .field("issuers", &self.config.profiles.iter().map(|p| &*p.validator.issuer).collect::<Vec<_>>())
+            .field(
+                "issuers",
+                &self.config.profiles.iter().map(|p| &*p.validator.issuer).collect::<Vec<_>>(),
+            )
             .field("scopes", &self.config.scopes)
             .finish_non_exhaustive()
     }
@@ -423,7 +426,14 @@ impl MaskinportenLayerBuilder {
             keys,
         }];
         if let Some(altinn) = &self.altinn {
-            let (validator, keys) = altinn_profile(altinn, &issuer, !self.audience.is_empty(), self.max_lifetime.is_some(), &client, self.keys)?;
+            let (validator, keys) = altinn_profile(
+                altinn,
+                &issuer,
+                !self.audience.is_empty(),
+                self.max_lifetime.is_some(),
+                &client,
+                self.keys,
+            )?;
             let validator = Validator {
                 leeway_secs,
                 algorithms,
@@ -462,11 +472,17 @@ fn altinn_profile(
 ) -> Result<(Validator, KeyStore), ConfigError> {
     let platform = check_url("altinn_tokens", &altinn.platform)?;
     if platform.query().is_some() || platform.fragment().is_some() {
-        return Err(ConfigError::new("altinn_tokens", "the platform URL must not have a query or fragment"));
+        return Err(ConfigError::new(
+            "altinn_tokens",
+            "the platform URL must not have a query or fragment",
+        ));
     }
     let issuer = altinn_issuer(platform.as_str());
     let issuer_url = check_url("altinn_tokens", &issuer)?;
-    let pairs = [(PRODUCTION_ISSUER, "https://platform.altinn.no"), (TEST_ISSUER, "https://platform.tt02.altinn.no")];
+    let pairs = [
+        (PRODUCTION_ISSUER, "https://platform.altinn.no"),
+        (TEST_ISSUER, "https://platform.tt02.altinn.no"),
+    ];
     for (mp, alt) in pairs {
         let other = pairs.iter().find(|(m, _)| *m != mp).map(|(_, a)| *a).unwrap_or_default();
         if maskinporten_issuer == mp && issuer == altinn_issuer(other) {

@@ -15,6 +15,7 @@
 //! | `key_store.rs` | [`KeyStore`]: where keys are fetched: discovery, JWKS cache, refresh, backoff |
 //! | `jwk.rs` | JWK and JWKS parsing: which published keys are usable, and verifying with one |
 //! | `token.rs` | [`MaskinportenToken`] and the claims it is parsed from |
+//! | `issuer.rs` | who may vouch for a caller: Maskinporten, and Altinn's platform with [`AltinnTokens`]; picking the profile by `iss` |
 //! | `cache.rs` | where tokens are cached: the verified-token cache |
 //!
 //! The files import each other in one direction only: `layer` → `service` → `cache` →

@@ -111,7 +111,9 @@ impl Config {
     fn verify_now(&self, raw: &[u8], now: i64) -> Result<Option<MaskinportenToken>, RejectionKind> {
         // A hit is the very bytes that passed every check before: their shape was checked then.
         if let Some(cache) = &self.cache
-            && let Some(t) = cache.get(raw, now, |p, key| self.profiles.get(usize::from(p)).is_some_and(|p| p.keys.still_published(key)))
+            && let Some(t) = cache.get(raw, now, |p, key| {
+                self.profiles.get(usize::from(p)).is_some_and(|p| p.keys.still_published(key))
+            })
         {
             return Ok(Some(t));
         }

@@ -244,10 +244,7 @@ impl Validator {
         let consumer = token::parse_org(c.consumer)?;
         if self.kind == TokenIssuer::Altinn {
             // Altinn's own claims (protocol section 7). Where the sources are silent, refuse.
-            if c.nbf.is_none()
-                || c.altinn_authenticate_method.as_deref() != Some("maskinporten")
-                || c.altinn_auth_level != Some(3)
-            {
+            if c.nbf.is_none() || c.altinn_authenticate_method.as_deref() != Some("maskinporten") || c.altinn_auth_level != Some(3) {
                 return Err(RejectionKind::InvalidClaims);
             }
             let vendor = consumer.as_ref().and_then(|o| o.org_number());

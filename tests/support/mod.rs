@@ -163,6 +163,11 @@ impl Fakes {
             .expect("valid Maskinporten layer")
     }
 
+    /// The builder of [`system_user_token`](Self::system_user_token), to change it before signing.
+    pub(crate) fn system_user_token_builder(&self, system_user: Uuid) -> altinn_systemuser::test_util::TokenBuilder {
+        self.mp.system_user_token(system_user, OWNER_ORG).scope(API_SCOPE)
+    }
+
     /// A caller's system-user token (owner [`OWNER_ORG`], scope [`API_SCOPE`]), minted now.
     pub(crate) fn system_user_token(&self, system_user: Uuid) -> String {
         self.mp.system_user_token(system_user, OWNER_ORG).scope(API_SCOPE).sign()

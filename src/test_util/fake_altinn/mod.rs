@@ -18,9 +18,9 @@ pub use recorded::RecordedRequest;
 pub use script::{ExchangeFormat, PdpAnswer};
 
 use super::fake_maskinporten::{FakeMaskinporten, MpState};
+use super::jwt::TokenBuilder;
 use super::key_pool::KeyRole;
 use super::keys::TestKey;
-use super::jwt::TokenBuilder;
 use super::server::{Bound, EndpointMode, ServerGuard, lock};
 use axum::Router;
 use axum::routing::{get, post};

@@ -85,9 +85,12 @@ impl AltinnState {
     /// A builder for such a token, signed by this fake's Altinn key, header `typ` `JWT`, `kid`
     /// and `x5t` as Altinn writes them.
     pub(super) fn system_user_token(&self, system_user: Uuid, owner_org: &str) -> TokenBuilder {
-        TokenBuilder::new(self.key.clone(), self.system_user_claims(system_user, owner_org, DEFAULT_VENDOR_ORG))
-            .header("typ", json!("JWT"))
-            .header("x5t", json!("dGVzdC10aHVtYnByaW50"))
+        TokenBuilder::new(
+            self.key.clone(),
+            self.system_user_claims(system_user, owner_org, DEFAULT_VENDOR_ORG),
+        )
+        .header("typ", json!("JWT"))
+        .header("x5t", json!("dGVzdC10aHVtYnByaW50"))
     }
 }
 
