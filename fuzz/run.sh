@@ -34,7 +34,7 @@ for t in "${targets[@]}"; do
     echo "   FINDING: see fuzz/logs/$t.log and fuzz/artifacts/$t/"
     status=1
   fi
-XX
+  grep -E "DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" "logs/$t.log" | sed 's/^/   /' || true
   echo "   corpus: $(ls "corpus/$t" | wc -l) inputs"
 done
 exit $status
