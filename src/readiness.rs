@@ -8,7 +8,10 @@
 //! | `pdp_breaker` | the PDP client's circuit breaker is not open | `open: no PDP calls for 4 s after failures` |
 //!
 //! Results are kept for a while (default 10 s, [`ReadinessBuilder::keep_results_for`]), so
-//! that frequent probes do not spend PDP calls; concurrent probes share one check. The PDP check
+//! that frequent probes do not spend PDP calls. A check runs in a task of its own, its parts
+//! at once; concurrent probes share it, a probe that gives up does not cancel it, and a probe
+//! waits for it at most 5 s ([`ReadinessBuilder::wait_at_most`]) before it takes the last
+//! report. No lock is held across I/O. The PDP check
 //! is cheap while things work: one PDP call with the cached Altinn token. Only when it fails (and
 //! on the first check) does it run the full [`AltinnPdp::check_credentials`] (discovery, a fresh
 //! grant, a fresh exchange, one PDP call), so that the failing step is named.
@@ -25,9 +28,11 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared, join_all};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
@@ -37,6 +42,8 @@ use crate::pdp::{AltinnPdp, BreakerState};
 
 /// How long a result is kept unless told otherwise.
 pub const DEFAULT_KEEP_RESULTS_FOR: Duration = Duration::from_secs(10);
+/// How long a probe waits for a running check unless told otherwise.
+pub const DEFAULT_WAIT_AT_MOST: Duration = Duration::from_secs(5);
 
 /// Combined readiness of the key store(s) and the PDP client. Cheap to clone; clones share the
 /// kept result.
@@ -49,15 +56,25 @@ struct Inner {
     key_stores: Vec<(String, KeyStore)>,
     pdp: Option<AltinnPdp>,
     keep_for: Duration,
-    /// The last report and when it was made; held while a check runs, so that concurrent
-    /// probes wait for that one check instead of starting their own.
-    last: tokio::sync::Mutex<Option<Kept>>,
+    wait_for: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last finished report and when it was made.
+    last: Option<Kept>,
+    /// The check running now, shared by every probe that comes while it runs.
+    running: Option<Shared<BoxFuture<'static, ReadinessReport>>>,
 }
 
 struct Kept {
     at: Instant,
     report: ReadinessReport,
 }
+
+/// The longest a whole check may run (each step has its own, shorter bound).
+const CHECK_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Readiness {
     /// A builder: add the key store(s) and the PDP client to check.
@@ -66,44 +83,79 @@ impl Readiness {
             key_stores: Vec::new(),
             pdp: None,
             keep_for: DEFAULT_KEEP_RESULTS_FOR,
+            wait_for: DEFAULT_WAIT_AT_MOST,
         }
     }
 
-    /// The current readiness: the kept report if it is recent enough, otherwise a new check.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The current readiness: the kept report while it is recent; otherwise the check that is
+    /// running, or a new one. A check runs in a task of its own (probes that give up do not
+    /// cancel it, and concurrent probes share it); a probe waits for it at most
+    /// [`wait_at_most`](ReadinessBuilder::wait_at_most), then gets the last report, or
+    /// `not_ready` with `check in progress` before the first one. No lock is held across I/O.
     pub async fn check(&self) -> ReadinessReport {
-        let mut last = self.inner.last.lock().await;
-        if let Some(kept) = &*last
-            && kept.at.elapsed() < self.inner.keep_for
-        {
-            return kept.report.clone();
+        let running = {
+            let mut state = self.state();
+            if let Some(kept) = &state.last
+                && kept.at.elapsed() < self.inner.keep_for
+            {
+                return kept.report.clone();
+            }
+            match &state.running {
+                Some(r) => r.clone(),
+                None => {
+                    let pdp_was_ok = state.last.as_ref().is_some_and(|k| k.report.passed("pdp"));
+                    let this = self.clone();
+                    let task = tokio::spawn(async move {
+                        let report = tokio::time::timeout(CHECK_DEADLINE, this.run(pdp_was_ok))
+                            .await
+                            .unwrap_or_else(|_| ReadinessReport::failed("check", "the check did not finish within 60 s"));
+                        let mut state = this.state();
+                        state.last = Some(Kept {
+                            at: Instant::now(),
+                            report: report.clone(),
+                        });
+                        state.running = None;
+                        report
+                    });
+                    let shared = async move { task.await.unwrap_or_else(|_| ReadinessReport::failed("check", "the check failed")) }
+                        .boxed()
+                        .shared();
+                    state.running = Some(shared.clone());
+                    shared
+                }
+            }
+        };
+        match tokio::time::timeout(self.inner.wait_for, running).await {
+            Ok(report) => report,
+            Err(_) => match &self.state().last {
+                Some(kept) => kept.report.clone(),
+                None => ReadinessReport::failed("check", "check in progress"),
+            },
         }
-        let pdp_was_ok = last.as_ref().is_some_and(|k| k.report.passed("pdp"));
-        let report = self.run(pdp_was_ok).await;
-        *last = Some(Kept {
-            at: Instant::now(),
-            report: report.clone(),
-        });
-        report
     }
 
+    /// Every check at once: the key stores and the PDP.
     async fn run(&self, pdp_was_ok: bool) -> ReadinessReport {
-        let mut checks = Vec::new();
-        for (name, keys) in &self.inner.key_stores {
+        let keys = join_all(self.inner.key_stores.iter().map(|(name, keys)| async move {
             let result = if keys.is_ready() {
                 Ok(())
             } else {
                 keys.ready().await.map_err(|e| e.to_string())
             };
-            checks.push((name.clone(), result));
-        }
-        if let Some(pdp) = &self.inner.pdp {
+            (name.clone(), result)
+        }));
+        let pdp = async {
+            let Some(pdp) = &self.inner.pdp else { return Vec::new() };
             // The cheap check while the last one passed; the full one to name a failing step.
             let cheap = if pdp_was_ok { pdp.check_pdp().await.map(|_| ()).ok() } else { None };
             let result = match cheap {
                 Some(()) => Ok(()),
                 None => pdp.check_credentials().await.map_err(|e| e.to_string()),
             };
-            checks.push(("pdp".to_owned(), result));
             let breaker = match pdp.breaker_state() {
                 BreakerState::Open { retry_after } => Err(format!(
                     "open: no PDP calls for {} s after failures",
@@ -111,8 +163,10 @@ impl Readiness {
                 )),
                 _ => Ok(()),
             };
-            checks.push(("pdp_breaker".to_owned(), breaker));
-        }
+            vec![("pdp".to_owned(), result), ("pdp_breaker".to_owned(), breaker)]
+        };
+        let (mut checks, pdp) = futures_util::future::join(keys, pdp).await;
+        checks.extend(pdp);
         ReadinessReport { checks }
     }
 }
@@ -133,6 +187,7 @@ pub struct ReadinessBuilder {
     key_stores: Vec<(String, KeyStore)>,
     pdp: Option<AltinnPdp>,
     keep_for: Duration,
+    wait_for: Duration,
 }
 
 impl ReadinessBuilder {
@@ -169,6 +224,13 @@ impl ReadinessBuilder {
         self
     }
 
+    /// How long a probe waits for a running check before it takes the last report (default
+    /// 5 s; keep it below the probe's own timeout).
+    pub fn wait_at_most(mut self, wait: Duration) -> Self {
+        self.wait_for = wait;
+        self
+    }
+
     /// The handle. Nothing is checked until the first [`Readiness::check`].
     pub fn build(self) -> Readiness {
         Readiness {
@@ -176,7 +238,8 @@ impl ReadinessBuilder {
                 key_stores: self.key_stores,
                 pdp: self.pdp,
                 keep_for: self.keep_for,
-                last: tokio::sync::Mutex::new(None),
+                wait_for: self.wait_for,
+                state: Mutex::new(State::default()),
             }),
         }
     }
@@ -209,6 +272,13 @@ impl ReadinessReport {
         self.checks
             .iter()
             .map(|(n, r)| (n.as_str(), r.as_ref().map(|_| ()).map_err(String::as_str)))
+    }
+
+    /// A report of one failed check.
+    fn failed(name: &str, cause: &str) -> Self {
+        ReadinessReport {
+            checks: vec![(name.to_owned(), Err(cause.to_owned()))],
+        }
     }
 
     fn passed(&self, name: &str) -> bool {

@@ -10,6 +10,11 @@
 //! checks (`/healthz`, gRPC's `/grpc.health.v1.Health/Check`), gRPC reflection, metrics. Every
 //! other path still needs a token and a Permit.
 //!
+//! **Caveats.** An exemption covers every method on that path, and whatever handler serves it:
+//! if a route with a parameter (`/{id}`) also matches an exempt literal (`/healthz`), that request
+//! runs without a principal, and a handler that takes `Option<SystemUser>` proceeds without one.
+//! Exempt only paths that your router serves with a handler that needs no caller.
+//!
 //! ```
 //! use altinn_systemuser::maskinporten::MaskinportenLayer;
 //! use altinn_systemuser::stack::AuthLayer;

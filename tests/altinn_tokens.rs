@@ -371,7 +371,20 @@ fn presets_pair_the_environments() {
     );
     for (mp, altinn) in [
         (maskinporten::PRODUCTION_ISSUER, AltinnTokens::tt02()),
+        (
+            maskinporten::PRODUCTION_ISSUER,
+            AltinnTokens::platform("https://platform.at22.altinn.cloud"),
+        ),
+        (
+            maskinporten::PRODUCTION_ISSUER,
+            AltinnTokens::platform("https://platform.yt01.altinn.cloud"),
+        ),
+        (
+            maskinporten::PRODUCTION_ISSUER,
+            AltinnTokens::platform("https://platform.altinn.no.evil.example"),
+        ),
         (maskinporten::TEST_ISSUER, AltinnTokens::production()),
+        (maskinporten::TEST_ISSUER, AltinnTokens::platform("https://platform.altinn.no/")),
     ] {
         let e = MaskinportenLayer::builder()
             .issuer(mp)

@@ -1,13 +1,13 @@
-//! Property tests (proptest) over the public surface: a valid token with any single byte changed
-//! is refused by the Maskinporten layer (real keys from FakeMaskinporten over loopback HTTP),
+//! Property tests (proptest) over the public surface: a valid token (Maskinporten's, and one
+//! issued by Altinn's platform) with any single byte changed is refused by the Maskinporten layer (real keys from FakeMaskinporten over loopback HTTP),
 //! and the strict organisation-number parser accepts exactly the mod-11 numbers and spells them
 //! back. The PDP-answer property is a unit test beside the evaluator (`src/pdp/decision/`).
 
 mod support;
 
-use altinn_systemuser::maskinporten::MaskinportenLayer;
+use altinn_systemuser::maskinporten::{AltinnTokens, MaskinportenLayer};
 use altinn_systemuser::org::{OrgNumber, Party};
-use altinn_systemuser::test_util::{FakeMaskinporten, KeyRole, TestKey};
+use altinn_systemuser::test_util::{FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -24,23 +24,33 @@ use uuid::Uuid;
 struct TokenBench {
     rt: tokio::runtime::Runtime,
     _mp: FakeMaskinporten,
+    _altinn: Option<FakeAltinn>,
     app: Router,
     handled: Arc<AtomicUsize>,
     token: String,
 }
 
 impl TokenBench {
-    fn start() -> TokenBench {
+    /// With `altinn`, the layer also trusts Altinn-issued tokens and the token is one of those.
+    fn start(altinn: bool) -> TokenBench {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        TestKey::pregenerate(&[KeyRole::Maskinporten]);
-        let (mp, app, handled) = rt.block_on(async {
+        TestKey::pregenerate(&[KeyRole::Maskinporten, KeyRole::Altinn]);
+        let (mp, fake_altinn, app, handled) = rt.block_on(async {
             let mp = FakeMaskinporten::start().await;
-            let layer = MaskinportenLayer::builder()
-                .issuer(mp.issuer())
-                .require_scope(API_SCOPE)
-                .build()
-                .unwrap();
+            let fake_altinn = if altinn {
+                Some(FakeAltinn::start(&mp, "unused").await)
+            } else {
+                None
+            };
+            let mut builder = MaskinportenLayer::builder().issuer(mp.issuer()).require_scope(API_SCOPE);
+            if let Some(a) = &fake_altinn {
+                builder = builder.altinn_tokens(AltinnTokens::platform(a.platform_url()));
+            }
+            let layer = builder.build().unwrap();
             layer.keys().ready().await.unwrap();
+            if let Some(keys) = layer.altinn_keys() {
+                keys.ready().await.unwrap();
+            }
             let handled = Arc::new(AtomicUsize::new(0));
             let counter = handled.clone();
             let app = Router::new()
@@ -52,12 +62,16 @@ impl TokenBench {
                     }),
                 )
                 .route_layer(layer);
-            (mp, app, handled)
+            (mp, fake_altinn, app, handled)
         });
-        let token = mp.system_user_token(Uuid::new_v4(), OWNER_ORG).scope(API_SCOPE).sign();
+        let token = match &fake_altinn {
+            Some(a) => a.system_user_token(Uuid::new_v4(), OWNER_ORG).scope(API_SCOPE).sign(),
+            None => mp.system_user_token(Uuid::new_v4(), OWNER_ORG).scope(API_SCOPE).sign(),
+        };
         TokenBench {
             rt,
             _mp: mp,
+            _altinn: fake_altinn,
             app,
             handled,
             token,
@@ -77,7 +91,15 @@ impl TokenBench {
 
 #[test]
 fn no_single_byte_change_of_a_valid_token_is_accepted() {
-    let bench = TokenBench::start();
+    single_byte_changes(TokenBench::start(false));
+}
+
+#[test]
+fn no_single_byte_change_of_a_valid_altinn_token_is_accepted() {
+    single_byte_changes(TokenBench::start(true));
+}
+
+fn single_byte_changes(bench: TokenBench) {
     let token = bench.token.as_bytes();
     assert_eq!(bench.status(token), Some(StatusCode::OK), "the unchanged token must pass");
     assert_eq!(bench.handled.load(Ordering::SeqCst), 1);

@@ -169,3 +169,25 @@ async fn readiness_names_keys_that_cannot_be_fetched() {
     assert!(cause.contains("503"), "{cause}");
     assert!(json["checks"].get("pdp").is_none(), "no PDP configured, none checked");
 }
+
+#[tokio::test]
+async fn a_stalled_upstream_does_not_hold_probes() {
+    let fakes = Fakes::start().await;
+    // The exchange never answers: the check is stuck in it until its time budget.
+    fakes.altinn.set_exchange_mode(EndpointMode::Hang);
+    let layer = fakes.maskinporten_layer();
+    let readiness = Readiness::builder()
+        .key_store(layer.keys().clone())
+        .pdp(fakes.pdp())
+        .wait_at_most(Duration::from_millis(200))
+        .build();
+    // The first probes come back at once, not ready, while the one check runs on.
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let report = readiness.check().await;
+        assert!(started.elapsed() < Duration::from_secs(4), "a probe waited {:?}", started.elapsed());
+        assert!(!report.is_ready());
+        assert_eq!(report.to_json()["checks"]["check"], "check in progress");
+    }
+    assert_eq!(fakes.mp.token_requests(), 1, "the probes shared one check");
+}

@@ -61,6 +61,9 @@ pub struct MaskinportenConfig {
     pub token_cache_capacity: Option<u64>,
     /// [`MaskinportenLayerBuilder::refusal_form`]: `"auto"`, `"http"` or `"grpc"`.
     pub refusal_form: Option<String>,
+    /// [`MaskinportenLayerBuilder::refusal_log_level`]: `"trace"`, `"debug"`, `"info"`, `"warn"`
+    /// or `"error"`.
+    pub refusal_log_level: Option<String>,
     /// [`MaskinportenLayerBuilder::altinn_tokens`]: the `[maskinporten.altinn_tokens]` table.
     pub altinn_tokens: Option<AltinnTokensConfig>,
 }
@@ -184,6 +187,12 @@ impl MaskinportenConfig {
         }
         if let Some(v) = &self.refusal_form {
             b = b.refusal_form(refusal_form(v)?);
+        }
+        if let Some(level) = &self.refusal_log_level {
+            let level = level
+                .parse::<tracing::Level>()
+                .map_err(|_| ConfigError::new("refusal_log_level", format!("{level:?} is not trace, debug, info, warn or error")))?;
+            b = b.refusal_log_level(level);
         }
         if let Some(a) = &self.altinn_tokens {
             b = b.altinn_tokens(a.tokens()?);

@@ -53,6 +53,9 @@ pub struct SystemUserConfig {
     pub party_from_header: Option<String>,
     /// [`SystemUserLayerBuilder::refusal_form`]: `"auto"`, `"http"` or `"grpc"`.
     pub refusal_form: Option<String>,
+    /// [`SystemUserLayerBuilder::audit_party_key`], a [`Secret`](super::Secret) (at least 32
+    /// bytes).
+    pub audit_party_key: Option<super::Secret>,
 }
 
 impl SystemUserConfig {
@@ -104,6 +107,9 @@ impl SystemUserConfig {
         }
         if let Some(v) = &self.refusal_form {
             b = b.refusal_form(refusal_form(v)?);
+        }
+        if let Some(key) = &self.audit_party_key {
+            b = b.audit_party_key(key.read("audit_party_key")?.as_bytes());
         }
         Ok(b)
     }

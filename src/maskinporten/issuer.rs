@@ -36,8 +36,8 @@ pub enum TokenIssuer {
 }
 
 impl TokenIssuer {
-    /// `maskinporten` or `altinn`: the value of the `issuer` audit field and metric label, and of
-    /// the `X-Altinn-Issuer` header of `altinn-pep`.
+    /// `maskinporten` or `altinn`: the value of the `issuer` audit and span field and of the
+    /// JWKS metrics' `issuer` label.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenIssuer::Maskinporten => "maskinporten",
@@ -176,9 +176,13 @@ impl AltinnTokens {
         self
     }
 
-    /// The issuer these tokens name.
+    /// The issuer these tokens name, from the platform URL as `build` reads it (host in lower
+    /// case).
     pub fn issuer(&self) -> String {
-        altinn_issuer(&self.platform)
+        match url::Url::parse(&self.platform) {
+            Ok(u) => altinn_issuer(u.as_str()),
+            Err(_) => altinn_issuer(&self.platform),
+        }
     }
 }
 

@@ -479,18 +479,22 @@ fn altinn_profile(
     }
     let issuer = altinn_issuer(platform.as_str());
     let issuer_url = check_url("altinn_tokens", &issuer)?;
-    let pairs = [
-        (PRODUCTION_ISSUER, "https://platform.altinn.no"),
-        (TEST_ISSUER, "https://platform.tt02.altinn.no"),
-    ];
-    for (mp, alt) in pairs {
-        let other = pairs.iter().find(|(m, _)| *m != mp).map(|(_, a)| *a).unwrap_or_default();
-        if maskinporten_issuer == mp && issuer == altinn_issuer(other) {
-            return Err(ConfigError::conflict(
-                "altinn_tokens",
-                format!("{maskinporten_issuer} pairs with {alt}, not {other} (test Maskinporten with TT02, production with production)"),
-            ));
-        }
+    // Production Maskinporten pairs with Altinn production only: a test platform's key (TT02,
+    // AT22-24, YT01, whose tools mint tokens with any claims) must never vouch for a caller of a
+    // production API. Test Maskinporten never pairs with Altinn production.
+    let production_altinn = altinn_issuer("https://platform.altinn.no");
+    let paired = match maskinporten_issuer {
+        PRODUCTION_ISSUER => issuer == production_altinn,
+        TEST_ISSUER => issuer != production_altinn,
+        _ => true,
+    };
+    if !paired {
+        return Err(ConfigError::conflict(
+            "altinn_tokens",
+            format!(
+                "{maskinporten_issuer} does not pair with {issuer}: production Maskinporten with https://platform.altinn.no only, test Maskinporten with TT02 or another test platform"
+            ),
+        ));
     }
     let audience = match &altinn.audience {
         AltinnAudience::Unstated if audience_required => {

@@ -93,6 +93,13 @@ pub(crate) fn question_of(req: &DecisionRequest) -> DecisionKey {
 }
 
 impl AltinnPdp {
+    /// The signer of the provider's grant assertions, to rotate the key at runtime, when the
+    /// client was built with [`MaskinportenCredentials`](super::MaskinportenCredentials)
+    /// (also from a configuration file); `None` with a custom token source.
+    pub fn signer(&self) -> Option<&super::SignerHandle> {
+        self.inner.fresh_credentials.as_ref().map(|(c, _)| c.signer())
+    }
+
     /// Proves that this client can get decisions: Maskinporten's metadata, a fresh grant, a
     /// fresh exchange (neither from nor into the token cache), and one PDP call asking the
     /// readiness question ([`AltinnPdpBuilder::readiness_question`](super::AltinnPdpBuilder::readiness_question)).

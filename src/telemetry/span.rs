@@ -67,6 +67,7 @@ pub const FIELDS: &[&str] = &[
     "vendor_org",
     "client_id",
     "jti",
+    "issuer",
     "resource",
     "action",
     "party",
@@ -88,6 +89,7 @@ pub fn make_span<B>(request: &Request<B>) -> Span {
         vendor_org = Empty,
         client_id = Empty,
         jti = Empty,
+        issuer = Empty,
         resource = Empty,
         action = Empty,
         party = Empty,
@@ -115,6 +117,7 @@ pub(crate) fn record_token(span: &Span, token: &MaskinportenToken) {
     if let Some(jti) = token.jti() {
         span.record("jti", jti);
     }
+    span.record("issuer", token.token_issuer().as_str());
 }
 
 /// The outcome of a layer.

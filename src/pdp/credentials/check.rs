@@ -17,6 +17,19 @@ struct Metadata {
     token_endpoint: Option<String>,
 }
 
+/// Text from an upstream, fit for a report: at most 100 characters, printable ASCII only.
+fn shown(upstream: &str) -> String {
+    let mut s: String = upstream
+        .chars()
+        .take(100)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if upstream.chars().count() > 100 {
+        s.push_str("...");
+    }
+    s
+}
+
 /// Maskinporten's metadata names the configured issuer and token endpoint.
 pub(crate) async fn discovery(
     creds: &MaskinportenCredentials,
@@ -47,14 +60,15 @@ pub(crate) async fn discovery(
         if meta.issuer != creds.issuer() {
             return Err(fail(format!(
                 "the metadata names issuer {}, not the configured {} (wrong environment?)",
-                meta.issuer,
+                shown(&meta.issuer),
                 creds.issuer()
             )));
         }
         match meta.token_endpoint {
             Some(t) if t == creds.token_endpoint() => Ok(()),
             Some(t) => Err(fail(format!(
-                "the metadata names token_endpoint {t}, not the configured {}",
+                "the metadata names token_endpoint {}, not the configured {}",
+                shown(&t),
                 creds.token_endpoint()
             ))),
             None => Err(fail("the metadata names no token_endpoint".to_owned())),

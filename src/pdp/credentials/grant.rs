@@ -267,7 +267,6 @@ impl fmt::Debug for MaskinportenCredentials {
             .field("token_endpoint", &i.token_endpoint.as_str())
             .field("client_id", &i.client_id)
             .field("scope", &i.scope)
-            .field("private_key", &"<redacted>")
             .field("signer", &i.signer);
         d.finish()
     }
@@ -411,6 +410,7 @@ impl MaskinportenCredentialsBuilder {
                 if self.kid.is_some() || self.x5c.is_some() {
                     return Err(ConfigError::conflict("key_id", "a signer names its own key reference"));
                 }
+                check_reference(signer.key_reference())?;
                 signer
             }
             (None, None) => {

@@ -177,16 +177,19 @@ impl SignerHandle {
         self.current.load_full()
     }
 
-    /// Signs the next assertions with `signer`.
-    pub fn replace(&self, signer: impl AssertionSigner) {
+    /// Signs the next assertions with `signer`. Its key reference must be usable (a non-empty
+    /// key id, or a non-empty chain of base64 DER certificates); otherwise the signer in use
+    /// stays and the error names `key_id` or `certificate_chain`.
+    pub fn replace(&self, signer: impl AssertionSigner) -> Result<(), ConfigError> {
+        check_reference(signer.key_reference())?;
         self.current.store(Arc::new(Box::new(signer)));
+        Ok(())
     }
 
     /// Signs the next assertions with this RSA key (PEM), registered under `key_id`. On an
     /// error the signer in use stays.
     pub fn replace_pem(&self, pem: &[u8], key_id: impl Into<String>) -> Result<(), ConfigError> {
-        self.replace(RsaSigner::from_pem(pem, KeyReference::KeyId(key_id.into()))?);
-        Ok(())
+        self.replace(RsaSigner::from_pem(pem, KeyReference::KeyId(key_id.into()))?)
     }
 
     /// The key reference of the signer in use.
