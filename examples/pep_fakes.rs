@@ -48,7 +48,9 @@ pub(crate) fn substitute(text: &str, pairs: &[(&str, &str, usize)]) -> Result<St
     for (from, to, count) in pairs {
         let found = out.matches(from).count();
         if found != *count {
-            return Err(format!("expected {from:?} {count} time(s) in the template, found it {found} time(s)"));
+            return Err(format!(
+                "expected {from:?} {count} time(s) in the template, found it {found} time(s)"
+            ));
         }
         out = out.replace(from, to);
     }

@@ -11,13 +11,34 @@ async fn a_bad_configuration_exits_non_zero_naming_the_key() {
     let cases: Vec<(String, &str)> = vec![
         (good.replace("path = \"/whoami\"", "path = \"whoami\""), "routes[2].path"),
         (good.replace("methods = [\"POST\"]", "methods = [\"post\"]"), "routes[1].methods"),
-        (good.replace("resource = \"kravogbetaling\"   #", "resource = \"Krav\"   #"), "routes[2].resource"),
-        (good.replace("party = { header = \"X-Party\" }", "party = { header = \"X-Altinn-Party\" }"), "routes[3].party"),
+        (
+            good.replace("resource = \"kravogbetaling\"   #", "resource = \"Krav\"   #"),
+            "routes[2].resource",
+        ),
+        (
+            good.replace("party = { header = \"X-Party\" }", "party = { header = \"X-Altinn-Party\" }"),
+            "routes[3].party",
+        ),
         (good.replace("client_id = \"pep-fakes-provider\"", ""), "pdp.credentials.client_id"),
-        (good.replace("require_scope = [\"skatteetaten:kravogbetalinger\"]", ""), "maskinporten.require_scope"),
-        (good.replace("[maskinporten]", "[maskinporten]\nrefusal_form = \"auto\""), "maskinporten.refusal_form"),
-        (good.replace("decision = \"127.0.0.1:0\"", "decision = \"localhost\""), "listen.decision"),
-        (good.replace("subscription_key = { env = \"ALTINN_SUBSCRIPTION_KEY\" }", "subscription_key = { env = \"ALTINN_PEP_NOT_SET\" }"), "pdp.subscription_key"),
+        (
+            good.replace("require_scope = [\"skatteetaten:kravogbetalinger\"]", ""),
+            "maskinporten.require_scope",
+        ),
+        (
+            good.replace("[maskinporten]", "[maskinporten]\nrefusal_form = \"auto\""),
+            "maskinporten.refusal_form",
+        ),
+        (
+            good.replace("decision = \"127.0.0.1:0\"", "decision = \"localhost\""),
+            "listen.decision",
+        ),
+        (
+            good.replace(
+                "subscription_key = { env = \"ALTINN_SUBSCRIPTION_KEY\" }",
+                "subscription_key = { env = \"ALTINN_PEP_NOT_SET\" }",
+            ),
+            "pdp.subscription_key",
+        ),
         (good.replace("[listen]", "[listen]\nport = 80"), "port"),
     ];
     for (i, (doc, key)) in cases.iter().enumerate() {

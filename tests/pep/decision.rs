@@ -26,17 +26,13 @@ async fn an_allowed_request_is_answered_with_the_principal() {
     }
     // Both kinds, agreeing.
     let uri = format!("/krav/{CLIENT_ORG}");
-    let both = [
-        auth[0],
-        ("X-Original-Method", "GET"),
-        ("X-Original-URI", uri.as_str()),
-    ];
+    let both = [auth[0], ("X-Original-Method", "GET"), ("X-Original-URI", uri.as_str())];
     let r = ask(&s.pep, Kind::Forwarded, "GET", &uri, &both).await;
     assert_allowed(&r, &s.principal(CLIENT_ORG, "read"));
 }
 
 #[tokio::test]
-async fn a_token_without_a_vendor_has_no_vendor_header() {
+async fn a_token_without_a_vendor_or_client_id_has_no_such_header() {
     let s = Setup::start("no-vendor").await;
     let token = s
         .fakes
@@ -44,13 +40,14 @@ async fn a_token_without_a_vendor_has_no_vendor_header() {
         .system_user_token(s.system_user, OWNER_ORG)
         .scope(crate::pep_fakes::SCOPE)
         .remove_claim("consumer")
+        .remove_claim("client_id")
         .sign();
     let bearer = format!("Bearer {token}");
     let r = ask(&s.pep, Kind::Original, "GET", "/whoami", &[("Authorization", &bearer)]).await;
     let principal: Vec<_> = s
         .principal(OWNER_ORG, "read")
         .into_iter()
-        .filter(|(n, _)| n != "x-altinn-vendor-org")
+        .filter(|(n, _)| n != "x-altinn-vendor-org" && n != "x-altinn-client-id")
         .collect();
     assert_allowed(&r, &principal);
 }
@@ -62,7 +59,12 @@ async fn refusals_are_the_layers_answers_in_http_form() {
     let krav = format!("/krav/{CLIENT_ORG}");
 
     // No token, whatever the content type: 401 with the challenge, never a gRPC-shaped 200.
-    for ct in ["application/json", "application/grpc", "application/grpc+proto", "application/grpc-web"] {
+    for ct in [
+        "application/json",
+        "application/grpc",
+        "application/grpc+proto",
+        "application/grpc-web",
+    ] {
         let r = ask(&s.pep, Kind::Forwarded, "POST", &krav, &[("Content-Type", ct)]).await;
         assert_refused(&r, 401, "missing-token");
         assert_eq!(r.header("www-authenticate"), Some("Bearer"));
@@ -74,7 +76,14 @@ async fn refusals_are_the_layers_answers_in_http_form() {
         let (rest, sig) = t.rsplit_once('.').unwrap();
         format!("Bearer {rest}.{}{}", if sig.starts_with('A') { "B" } else { "A" }, &sig[1..])
     };
-    let r = ask(&s.pep, Kind::Original, "GET", &krav, &[("Authorization", &broken), ("Content-Type", "application/grpc")]).await;
+    let r = ask(
+        &s.pep,
+        Kind::Original,
+        "GET",
+        &krav,
+        &[("Authorization", &broken), ("Content-Type", "application/grpc")],
+    )
+    .await;
     assert_refused(&r, 401, "invalid-signature");
     assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
     // The wrong scope.
@@ -86,13 +95,27 @@ async fn refusals_are_the_layers_answers_in_http_form() {
     assert_refused(&r, 403, "insufficient-scope");
     assert!(r.header("www-authenticate").unwrap().contains("insufficient_scope"));
     // The PDP does not grant it.
-    let r = ask(&s.pep, Kind::Original, "GET", &format!("/krav/{THIRD_ORG}"), &[("Authorization", &token)]).await;
+    let r = ask(
+        &s.pep,
+        Kind::Original,
+        "GET",
+        &format!("/krav/{THIRD_ORG}"),
+        &[("Authorization", &token)],
+    )
+    .await;
     assert_refused(&r, 403, "access-not-granted");
     // A party in another spelling.
     let r = ask(&s.pep, Kind::Original, "GET", "/krav/0192:923609016", &[("Authorization", &token)]).await;
     assert_refused(&r, 400, "invalid-party");
     // Write where only read is granted.
-    let r = ask(&s.pep, Kind::Original, "POST", &format!("/krav/{OWNER_ORG}"), &[("Authorization", &token)]).await;
+    let r = ask(
+        &s.pep,
+        Kind::Original,
+        "POST",
+        &format!("/krav/{OWNER_ORG}"),
+        &[("Authorization", &token)],
+    )
+    .await;
     assert_refused(&r, 403, "access-not-granted");
 
     // Allowed, and now cached.
@@ -108,10 +131,24 @@ async fn refusals_are_the_layers_answers_in_http_form() {
     let r = ask(&s.pep, Kind::Forwarded, "DELETE", &krav, &[("Authorization", &token)]).await;
     // DELETE is not in the example's routes: decided before any PDP call.
     assert_refused(&r, 403, "no-matching-route");
-    let r = ask(&s.pep, Kind::Forwarded, "HEAD", &format!("/krav/{CLIENT_ORG}"), &[("Authorization", &token)]).await;
+    let r = ask(
+        &s.pep,
+        Kind::Forwarded,
+        "HEAD",
+        &format!("/krav/{CLIENT_ORG}"),
+        &[("Authorization", &token)],
+    )
+    .await;
     // HEAD and GET ask the same question: cached, still allowed while the PDP fails.
     assert_allowed(&r, &s.principal(CLIENT_ORG, "read"));
-    let r = ask(&s.pep, Kind::Forwarded, "GET", "/dokumenter/x", &[("Authorization", &token), ("X-Party", OWNER_ORG)]).await;
+    let r = ask(
+        &s.pep,
+        Kind::Forwarded,
+        "GET",
+        "/dokumenter/x",
+        &[("Authorization", &token), ("X-Party", OWNER_ORG)],
+    )
+    .await;
     assert_refused(&r, 503, "authorization-unavailable");
     assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "{r:?}");
 }
@@ -302,7 +339,11 @@ async fn health_readiness_and_metrics_are_on_the_admin_listener() {
         &s.pep.admin,
         "GET",
         "/auth",
-        &[("Authorization", &token), ("X-Original-Method", "GET"), ("X-Original-URI", "/whoami")],
+        &[
+            ("Authorization", &token),
+            ("X-Original-Method", "GET"),
+            ("X-Original-URI", "/whoami"),
+        ],
     )
     .await;
     assert_eq!(r.status, 404);

@@ -40,9 +40,11 @@ const STARTUP: Duration = Duration::from_secs(60);
 /// A fresh directory under the test target's temporary directory.
 pub(crate) fn tmp_dir(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("altinn-pep")
-        .join(format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("altinn-pep").join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -244,10 +246,7 @@ impl Setup {
             ("x-altinn-resource".into(), RESOURCE.into()),
             ("x-altinn-action".into(), action.into()),
             ("x-altinn-vendor-org".into(), VENDOR_ORG.into()),
-            (
-                "x-altinn-client-id".into(),
-                altinn_systemuser::test_util::DEFAULT_CLIENT_ID.into(),
-            ),
+            ("x-altinn-client-id".into(), altinn_systemuser::test_util::DEFAULT_CLIENT_ID.into()),
             ("x-altinn-issuer".into(), "maskinporten".into()),
         ]
     }
@@ -384,7 +383,9 @@ fn parse_reply(bytes: &[u8], head: bool) -> Reply {
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap().trim(), 16).unwrap_or(0);
         if size == 0 {
             return out;

@@ -9,7 +9,9 @@ const TRAEFIK: &str = include_str!("../../deploy/traefik.yml");
 
 /// The items of a YAML list under `key:` (two more spaces of indentation, `- "item"`).
 fn list_under(key: &str) -> Vec<String> {
-    let mut lines = TRAEFIK.lines().skip_while(|l| l.split('#').next().unwrap().trim() != format!("{key}:"));
+    let mut lines = TRAEFIK
+        .lines()
+        .skip_while(|l| l.split('#').next().unwrap().trim() != format!("{key}:"));
     let header = lines.next().unwrap_or_else(|| panic!("{key} in traefik.yml"));
     let indent = header.len() - header.trim_start().len();
     lines

@@ -212,16 +212,22 @@ impl PepConfig {
 }
 
 fn socket_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigFailure> {
-    value
-        .parse()
-        .map_err(|_| ConfigFailure::new(key, format!("{value:?} is not an IP address with a port, such as \"127.0.0.1:8081\"")))
+    value.parse().map_err(|_| {
+        ConfigFailure::new(
+            key,
+            format!("{value:?} is not an IP address with a port, such as \"127.0.0.1:8081\""),
+        )
+    })
 }
 
 impl RouteConfig {
     fn build(&self, i: usize, pdp: &AltinnPdp) -> Result<BuiltRoute, ConfigFailure> {
         let key = |k: &str| format!("routes[{i}].{k}");
         if self.methods.is_empty() {
-            return Err(ConfigFailure::new(key("methods"), "give at least one method, such as [\"GET\", \"HEAD\"]"));
+            return Err(ConfigFailure::new(
+                key("methods"),
+                "give at least one method, such as [\"GET\", \"HEAD\"]",
+            ));
         }
         let mut methods = Vec::with_capacity(self.methods.len());
         for m in &self.methods {
@@ -347,14 +353,32 @@ private_key_pem = """
         assert_eq!(key_of(&with_route(ok_route)), "(none)");
         let cases = [
             ("methods = []\npath = \"/a\"\nresource = \"kravogbetaling\"", "routes[0].methods"),
-            ("methods = [\"get\"]\npath = \"/a\"\nresource = \"kravogbetaling\"", "routes[0].methods"),
-            ("methods = [\"OPTIONS\"]\npath = \"/a\"\nresource = \"kravogbetaling\"", "routes[0].action"),
+            (
+                "methods = [\"get\"]\npath = \"/a\"\nresource = \"kravogbetaling\"",
+                "routes[0].methods",
+            ),
+            (
+                "methods = [\"OPTIONS\"]\npath = \"/a\"\nresource = \"kravogbetaling\"",
+                "routes[0].action",
+            ),
             ("methods = [\"GET\"]\npath = \"a\"\nresource = \"kravogbetaling\"", "routes[0].path"),
-            ("methods = [\"GET\"]\npath = \"/a/../b\"\nresource = \"kravogbetaling\"", "routes[0].path"),
-            ("methods = [\"GET\"]\npath = \"/a/{x}/{y}\"\nresource = \"kravogbetaling\"\nparty = \"path\"", "routes[0].path"),
+            (
+                "methods = [\"GET\"]\npath = \"/a/../b\"\nresource = \"kravogbetaling\"",
+                "routes[0].path",
+            ),
+            (
+                "methods = [\"GET\"]\npath = \"/a/{x}/{y}\"\nresource = \"kravogbetaling\"\nparty = \"path\"",
+                "routes[0].path",
+            ),
             ("methods = [\"GET\"]\npath = \"/a\"\nresource = \"Krav\"", "routes[0].resource"),
-            ("methods = [\"GET\"]\npath = \"/a\"\nresource = \"kravogbetaling\"\naction = \"Read\"", "routes[0].action"),
-            ("methods = [\"GET\"]\npath = \"/a\"\nresource = \"kravogbetaling\"\nparty = \"caller\"", "routes[0].party"),
+            (
+                "methods = [\"GET\"]\npath = \"/a\"\nresource = \"kravogbetaling\"\naction = \"Read\"",
+                "routes[0].action",
+            ),
+            (
+                "methods = [\"GET\"]\npath = \"/a\"\nresource = \"kravogbetaling\"\nparty = \"caller\"",
+                "routes[0].party",
+            ),
             (
                 "methods = [\"GET\"]\npath = \"/a\"\nresource = \"kravogbetaling\"\nparty = { header = \"X-Altinn-Party\" }",
                 "routes[0].party",
@@ -370,12 +394,24 @@ private_key_pem = """
         // No routes at all: everything would be refused.
         assert_eq!(key_of(&base()), "routes");
         // A secret that cannot be read.
-        let unset = with_route(ok_route).replace("subscription_key = \"not-a-real-key\"", "subscription_key = { env = \"ALTINN_PEP_TEST_NOT_SET\" }");
+        let unset = with_route(ok_route).replace(
+            "subscription_key = \"not-a-real-key\"",
+            "subscription_key = { env = \"ALTINN_PEP_TEST_NOT_SET\" }",
+        );
         assert_eq!(key_of(&unset), "pdp.subscription_key");
         // The library's own keys, with their section.
-        assert_eq!(key_of(&with_route(ok_route).replace("issuer = \"http://127.0.0.1:9/\"\nrequire", "require")), "maskinporten.issuer");
-        assert_eq!(key_of(&with_route(ok_route).replace("[maskinporten]", "[maskinporten]\nrefusal_form = \"grpc\"")), "maskinporten.refusal_form");
-        assert_eq!(key_of(&with_route(ok_route).replace("127.0.0.1:0\"\nadmin", "localhost\"\nadmin")), "listen.decision");
+        assert_eq!(
+            key_of(&with_route(ok_route).replace("issuer = \"http://127.0.0.1:9/\"\nrequire", "require")),
+            "maskinporten.issuer"
+        );
+        assert_eq!(
+            key_of(&with_route(ok_route).replace("[maskinporten]", "[maskinporten]\nrefusal_form = \"grpc\"")),
+            "maskinporten.refusal_form"
+        );
+        assert_eq!(
+            key_of(&with_route(ok_route).replace("127.0.0.1:0\"\nadmin", "localhost\"\nadmin")),
+            "listen.decision"
+        );
         assert_eq!(key_of(&with_route(ok_route).replace("[listen]", "[listen]\nextra = 1")), "extra");
     }
 

@@ -18,10 +18,10 @@ use http::{HeaderValue, Method, Request, Response};
 use tower_service::Service;
 use tracing::Instrument;
 
+use crate::original;
 use crate::principal::{Allowed, PRINCIPAL_HEADERS};
 use crate::problem::{self, PROBLEM};
 use crate::routes::Routes;
-use crate::original;
 
 /// The one path the decision listener answers.
 pub(crate) const AUTH_PATH: &str = "/auth";

@@ -40,7 +40,11 @@ use crate::routes::Routes;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Parser)]
-#[command(name = "altinn-pep", version, about = "Maskinporten and Altinn system-user authorization for nginx, Caddy or Traefik (forward auth)")]
+#[command(
+    name = "altinn-pep",
+    version,
+    about = "Maskinporten and Altinn system-user authorization for nginx, Caddy or Traefik (forward auth)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

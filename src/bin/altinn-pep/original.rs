@@ -42,7 +42,9 @@ impl Invalid {
     /// The reason, for the problem's `detail`.
     pub(crate) fn detail(self) -> &'static str {
         match self {
-            Invalid::Missing => "the original method and URI are missing (X-Forwarded-Method and X-Forwarded-Uri, or X-Original-Method and X-Original-URI)",
+            Invalid::Missing => {
+                "the original method and URI are missing (X-Forwarded-Method and X-Forwarded-Uri, or X-Original-Method and X-Original-URI)"
+            }
             Invalid::Incomplete => "the original method or URI is missing (give both headers of a kind)",
             Invalid::Repeated => "a header naming the original request is given more than once",
             Invalid::Disagree => "X-Forwarded-* and X-Original-* name different requests",
@@ -62,8 +64,11 @@ fn one<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h [u8]>, Inval
     }
 }
 
+/// A method and a URI as the proxy wrote them.
+type RawPair<'h> = (&'h [u8], &'h [u8]);
+
 /// Both headers of a kind, or neither.
-fn pair<'h>(headers: &'h HeaderMap, method: &str, uri: &str) -> Result<Option<(&'h [u8], &'h [u8])>, Invalid> {
+fn pair<'h>(headers: &'h HeaderMap, method: &str, uri: &str) -> Result<Option<RawPair<'h>>, Invalid> {
     match (one(headers, method)?, one(headers, uri)?) {
         (Some(m), Some(u)) => Ok(Some((m, u))),
         (None, None) => Ok(None),

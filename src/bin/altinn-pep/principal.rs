@@ -132,7 +132,12 @@ pub(crate) fn principal_headers(su: &SystemUser, issuer: &'static str) -> Option
     }
     if let Some(client) = su.client_id() {
         // A client id that cannot be a header value (control characters) is refused, not dropped.
-        h.insert(CLIENT_ID, HeaderValue::from_str(client).ok().filter(|_| client.bytes().all(|b| b.is_ascii_graphic()))?);
+        h.insert(
+            CLIENT_ID,
+            HeaderValue::from_str(client)
+                .ok()
+                .filter(|_| client.bytes().all(|b| b.is_ascii_graphic()))?,
+        );
     }
     h.insert(ISSUER, HeaderValue::from_static(issuer));
     Some(h)
@@ -166,7 +171,16 @@ mod tests {
 
     #[test]
     fn the_header_list_names_the_constants() {
-        let constants = [SYSTEMUSER_ID, SYSTEMUSER_ORG, PARTY, RESOURCE, ACTION, VENDOR_ORG, CLIENT_ID, ISSUER];
+        let constants = [
+            SYSTEMUSER_ID,
+            SYSTEMUSER_ORG,
+            PARTY,
+            RESOURCE,
+            ACTION,
+            VENDOR_ORG,
+            CLIENT_ID,
+            ISSUER,
+        ];
         for (name, shown) in constants.iter().zip(PRINCIPAL_HEADERS) {
             assert_eq!(name.as_str(), shown.to_ascii_lowercase());
         }

@@ -28,8 +28,7 @@ pub(crate) const NOT_FOUND: &str = "not-found";
 /// A refusal of the layers, as the library renders it in HTTP form, with `X-Altinn-Problem`.
 pub(crate) fn library(rejection: &Rejection) -> Response<Body> {
     let mut res = rejection.http_response().map(Body::from);
-    res.headers_mut()
-        .insert(PROBLEM, HeaderValue::from_static(rejection.kind().slug()));
+    res.headers_mut().insert(PROBLEM, HeaderValue::from_static(rejection.kind().slug()));
     res
 }
 

@@ -68,9 +68,7 @@ impl RouteTemplate {
                 segments.push(Segment::Literal((*seg).into()));
             }
         }
-        Ok(RouteTemplate {
-            segments: segments.into(),
-        })
+        Ok(RouteTemplate { segments: segments.into() })
     }
 
     /// How many `{name}` segments the template has.
@@ -135,9 +133,7 @@ impl Routes {
 
     /// The first route for this method and path.
     pub(crate) fn find(&self, method: &Method, path: &str) -> Option<&Route> {
-        self.routes
-            .iter()
-            .find(|r| r.methods.contains(method) && r.template.matches(path))
+        self.routes.iter().find(|r| r.methods.contains(method) && r.template.matches(path))
     }
 }
 
