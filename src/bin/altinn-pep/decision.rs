@@ -86,3 +86,43 @@ fn answer(res: Response<ResponseBody<ResponseBody<Body>>>) -> Response<Body> {
     }
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    fn layered(status: StatusCode) -> Response<ResponseBody<ResponseBody<Body>>> {
+        let mut res = Response::new(ResponseBody::default());
+        *res.status_mut() = status;
+        res
+    }
+
+    #[test]
+    fn a_2xx_without_the_principal_answer_is_never_passed_on() {
+        for status in [StatusCode::OK, StatusCode::NO_CONTENT, StatusCode::ACCEPTED] {
+            let mut res = layered(status);
+            res.headers_mut().insert(
+                "x-altinn-systemuser-id",
+                HeaderValue::from_static("f950ddae-06c3-4b57-b940-702417a90df0"),
+            );
+            let out = answer(res);
+            assert_eq!(out.status(), 500, "{status}");
+            assert!(out.headers().get("x-altinn-systemuser-id").is_none());
+        }
+        let mut res = layered(StatusCode::OK);
+        res.extensions_mut().insert(Allowed);
+        assert_eq!(answer(res).status(), 200);
+    }
+
+    #[test]
+    fn a_refusal_carries_its_slug_and_no_principal() {
+        let mut res = layered(StatusCode::FORBIDDEN);
+        res.extensions_mut().insert(Rejection::new(RejectionKind::Denied));
+        res.headers_mut().insert("x-altinn-party", HeaderValue::from_static("923609016"));
+        let out = answer(res);
+        assert_eq!(out.status(), 403);
+        assert_eq!(out.headers()[PROBLEM], "access-denied");
+        assert!(out.headers().get("x-altinn-party").is_none());
+    }
+}
