@@ -37,14 +37,17 @@ pub(crate) const VENDOR_ORG: &str = "991825827";
 /// Upper bound for a program to start or stop: a failure bound, not a timing assertion.
 const STARTUP: Duration = Duration::from_secs(60);
 
-/// A fresh directory under the test target's temporary directory.
+/// A fresh directory under the test target's temporary directory. The first call of a test run
+/// removes what earlier runs left there.
 pub(crate) fn tmp_dir(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("altinn-pep").join(format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    static CLEAN: std::sync::Once = std::sync::Once::new();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("altinn-pep");
+    CLEAN.call_once(|| {
+        let _ = std::fs::remove_dir_all(&root);
+    });
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = root.join(format!("{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
