@@ -76,7 +76,8 @@ fn the_two_commands_name_what_exists_and_what_ci_runs() {
 fn every_toml_document_loads_as_a_configuration() {
     let docs = blocks(&read("README.md"), "toml");
     assert!(!docs.is_empty());
-    for doc in docs {
+    // altinn-pep's file (with [[routes]]) is checked by tests/pep/docs.rs.
+    for doc in docs.into_iter().filter(|d| !d.contains("[[routes]]")) {
         let config: AuthConfig = toml::from_str(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
         // The secrets are references, not values: nothing to read here, and no value to leak.
         assert!(!format!("{config:?}").contains("BEGIN"));
