@@ -146,19 +146,7 @@ async fn embedded_demo_flow() {
 /// subscription key given; `/readyz` names what is wrong.
 #[tokio::test]
 async fn readyz_names_wrong_credentials() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "the-subscription-key").await;
-    let provider = TestKey::for_role(KeyRole::Provider).with_kid("provider-kid");
-    mp.register_client(ClientRegistration::new(
-        "provider-client",
-        &provider,
-        "974760673",
-        &["altinn:authorization/authorize"],
-    ));
-    let dir = std::env::temp_dir().join(format!("quickstart-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_file = dir.join("provider.pem");
-    std::fs::write(&key_file, provider.private_key_pkcs8_pem()).unwrap();
+    let (mp, altinn, dir, key_file) = external_services().await;
     let readyz = async |client_id: &str, subscription_key: &str| {
         let vars: HashMap<&str, String> = HashMap::from([
             ("MASKINPORTEN_ISSUER", mp.issuer()),
@@ -192,9 +180,10 @@ async fn readyz_names_wrong_credentials() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-#[tokio::test]
-async fn environment_variables_are_honoured() {
-    // Fakes started by the test, not the example's embedded ones.
+/// FakeMaskinporten and FakeAltinn started by the test (not the example's embedded ones), with
+/// the provider's client `provider-client` registered under key `provider-kid`, whose private key
+/// is written to a file: (Maskinporten, Altinn, the file's directory, the file).
+async fn external_services() -> (FakeMaskinporten, FakeAltinn, std::path::PathBuf, std::path::PathBuf) {
     let mp = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&mp, "the-subscription-key").await;
     let provider = TestKey::for_role(KeyRole::Provider).with_kid("provider-kid");
@@ -208,6 +197,12 @@ async fn environment_variables_are_honoured() {
     std::fs::create_dir_all(&dir).unwrap();
     let key_file = dir.join("provider.pem");
     std::fs::write(&key_file, provider.private_key_pkcs8_pem()).unwrap();
+    (mp, altinn, dir, key_file)
+}
+
+#[tokio::test]
+async fn environment_variables_are_honoured() {
+    let (mp, altinn, dir, key_file) = external_services().await;
     let su = Uuid::new_v4();
     altinn.permit(su, "read", "skattekort", "310702641");
 
@@ -274,19 +269,7 @@ async fn incomplete_configuration_is_a_clear_error() {
 /// trailing `/` on the platform URL is tolerated); anything but true/false is an error.
 #[tokio::test]
 async fn accept_altinn_tokens_is_honoured() {
-    let mp = FakeMaskinporten::start().await;
-    let altinn = FakeAltinn::start(&mp, "the-subscription-key").await;
-    let provider = TestKey::for_role(KeyRole::Provider).with_kid("provider-kid");
-    mp.register_client(ClientRegistration::new(
-        "provider-client",
-        &provider,
-        "974760673",
-        &["altinn:authorization/authorize"],
-    ));
-    let dir = std::env::temp_dir().join(format!("quickstart-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_file = dir.join("provider.pem");
-    std::fs::write(&key_file, provider.private_key_pkcs8_pem()).unwrap();
+    let (mp, altinn, dir, key_file) = external_services().await;
     let su = Uuid::new_v4();
     altinn.permit(su, "read", "kravogbetaling", "310702641");
     let token = altinn
