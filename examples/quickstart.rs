@@ -242,10 +242,7 @@ pub(crate) async fn build(settings: &Settings) -> Result<App, String> {
             "/readyz",
             get(move || {
                 let readiness = readiness.clone();
-                async move {
-                    let report = readiness.check().await;
-                    (report.status_code(), Json(report.to_json()))
-                }
+                async move { readiness.check().await }
             }),
         )
         .route(

@@ -7,6 +7,7 @@
 //! logged at error level once.
 
 use crate::maskinporten::MaskinportenToken;
+use crate::readiness::ReadinessReport;
 use crate::reject::{Rejection, RejectionKind};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
@@ -20,6 +21,20 @@ impl IntoResponse for Rejection {
         let (mut parts, body) = res.into_parts();
         parts.extensions.insert(self);
         Response::from_parts(parts, axum_core::body::Body::from(body))
+    }
+}
+
+/// `200` with `{"status":"ready",…}` or `503` with `{"status":"not_ready",…}`
+/// ([`ReadinessReport::to_json`]), so that a readiness route is
+/// `get(move || async move { readiness.check().await })`.
+impl IntoResponse for ReadinessReport {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.to_json()).unwrap_or_default();
+        let mut res = Response::new(axum_core::body::Body::from(body));
+        *res.status_mut() = self.status_code();
+        res.headers_mut()
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        res
     }
 }
 

@@ -53,8 +53,9 @@ pub const MAX_EXEMPT_PATHS: usize = 64;
 pub(crate) struct ExemptPaths(HashSet<Box<str>>);
 
 impl ExemptPaths {
-    pub(crate) fn contains(&self, path: &str) -> bool {
-        self.0.contains(path)
+    /// Whether a service with these exempt paths (if any) lets `path` through untouched.
+    pub(crate) fn skip(exempt: &Option<Arc<ExemptPaths>>, path: &str) -> bool {
+        exempt.as_ref().is_some_and(|e| e.0.contains(path))
     }
 }
 
@@ -98,7 +99,7 @@ impl AuthLayer {
 
     /// Whether requests for `path` skip both layers.
     pub fn is_exempt(&self, path: &str) -> bool {
-        self.exempt.as_ref().is_some_and(|e| e.contains(path))
+        ExemptPaths::skip(&self.exempt, path)
     }
 }
 

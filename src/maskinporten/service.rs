@@ -262,9 +262,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        if let Some(exempt) = &self.exempt
-            && exempt.contains(req.uri().path())
-        {
+        if ExemptPaths::skip(&self.exempt, req.uri().path()) {
             return ResponseFuture::called(self.inner.call(req));
         }
         // The inner service that was driven to readiness (`self.inner`) is the one we must call.

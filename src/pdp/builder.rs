@@ -11,6 +11,7 @@ use super::cache::DecisionCache;
 use super::credentials::MaskinportenTokenSource;
 use super::limiter::{self, DecisionLimiter};
 use super::readiness;
+use super::request::DecisionKey;
 use super::{
     AltinnEnvironment, AltinnPdp, AltinnTokenSource, CONNECT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_DENY_TTL, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_PERMIT_TTL, DEFAULT_TIMEOUT, DecisionRequest, Inner, MAX_TIMEOUT, MAX_TTL, MaskinportenCredentials,
@@ -259,7 +260,7 @@ impl AltinnPdpBuilder {
                 readiness_question: self
                     .readiness_question
                     .as_ref()
-                    .map_or_else(readiness::default_question, readiness::question_of),
+                    .map_or_else(readiness::default_question, DecisionKey::of),
             }),
         })
     }

@@ -10,7 +10,7 @@ use super::call::Attempt;
 use super::credentials::{AltinnToken, check};
 use super::request::DecisionKey;
 use super::xacml::RequestBody;
-use super::{AltinnPdp, Decision, DecisionRequest, PdpErrorKind, decision, xacml};
+use super::{AltinnPdp, Decision, PdpErrorKind, decision, xacml};
 use crate::org::{OrgNumber, Party};
 use crate::pdp::{Action, ResourceId};
 use crate::single_flight::deadline_in;
@@ -85,11 +85,6 @@ pub(crate) fn default_question() -> DecisionKey {
         resource: ResourceId::new("altinn-systemuser-readiness").expect("a valid resource id"),
         party: Party::Organisation(OrgNumber::parse_canonical("310702641").expect("a valid organisation number")),
     }
-}
-
-/// The question set with [`AltinnPdpBuilder::readiness_question`](super::AltinnPdpBuilder::readiness_question).
-pub(crate) fn question_of(req: &DecisionRequest) -> DecisionKey {
-    DecisionKey::of(req)
 }
 
 impl AltinnPdp {

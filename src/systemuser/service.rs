@@ -247,9 +247,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if let Some(exempt) = &self.exempt
-            && exempt.contains(req.uri().path())
-        {
+        if ExemptPaths::skip(&self.exempt, req.uri().path()) {
             return ResponseFuture::called(self.inner.call(req));
         }
         let config = &self.config;

@@ -51,10 +51,7 @@ pub(crate) fn router(readiness: Readiness, metrics: PrometheusHandle) -> Router 
             "/readyz",
             get(move || {
                 let readiness = readiness.clone();
-                async move {
-                    let report = readiness.check().await;
-                    (report.status_code(), Json(report.to_json()))
-                }
+                async move { readiness.check().await }
             }),
         )
         .route(
