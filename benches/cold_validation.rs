@@ -1,12 +1,14 @@
-//! Cold validation: a token the layer has not seen, through `MaskinportenService` with the token
-//! cache off (`token_cache_capacity(0)`, keys already loaded), against the floor: a bare
-//! RSA-2048 PKCS#1 v1.5 SHA-256 verify of the same signatures with aws-lc-rs, the crate's
-//! backend (key parsed once, signature already decoded).
+//! Cold validation: a token the layer has not seen, through `MaskinportenService` (keys already
+//! loaded): parse, RSA verify, claims, and the insert into the verified-token cache, against
+//! the floor: a bare RSA-2048 PKCS#1 v1.5 SHA-256 verify of the same signatures with aws-lc-rs,
+//! the crate's backend (key parsed once, signature already decoded).
 //!
-//! Both cycle through the same 64 pre-minted system-user tokens. Ours is driven synchronously
-//! (`call(..).now_or_never()` inside a Tokio runtime context: with the keys cached the future
-//! resolves in one poll). Target: ours at most 1.5x the bare verify, printed as `RATIO` after
-//! criterion's lines.
+//! Both cycle through the same 512 pre-minted system-user tokens. The layer's token cache holds
+//! 64, so every request misses and inserts (a token comes back after 511 others, long after
+//! the cache evicted it; the run with the cache off, printed beside it, costs the same, which
+//! shows that no request hit). Ours is driven synchronously (`call(..).now_or_never()` inside a
+//! Tokio runtime context: with the keys cached the future resolves in one poll). Target: ours
+//! at most 1.2x the bare verify, printed as `RATIO` after criterion's lines.
 //!
 //! Run: `cargo bench --all-features --bench cold_validation`
 
@@ -22,15 +24,20 @@ use http::HeaderValue;
 use tower::{Layer, Service, ServiceExt};
 use uuid::Uuid;
 
-const TOKENS: usize = 64;
+const TOKENS: usize = 512;
+/// The layer's token-cache capacity: far below `TOKENS`, so that every request is a miss.
+const CACHE: u64 = 64;
 
 fn main() {
     let rt = runtime();
     let _enter = rt.enter();
     let mp = rt.block_on(altinn_systemuser::test_util::FakeMaskinporten::start());
-    let layer = maskinporten_layer(&mp, 0);
+    let layer = maskinporten_layer(&mp, CACHE);
     rt.block_on(layer.keys().ready()).expect("keys load from the fake");
     let mut svc = layer.layer(Ok200);
+    let uncached = maskinporten_layer(&mp, 0);
+    rt.block_on(uncached.keys().ready()).expect("keys load from the fake");
+    let mut svc_uncached = uncached.layer(Ok200);
 
     let tokens: Vec<String> = (0..TOKENS).map(|_| token(&mp, Uuid::new_v4())).collect();
     let bearers: Vec<HeaderValue> = tokens.iter().map(|t| bearer(t)).collect();
@@ -60,29 +67,42 @@ fn main() {
             |(msg, sig)| key.verify_sig(msg, sig).is_ok(),
         )
     };
-    let mut ours = |iters: u64| {
+    // Where the next round starts in the token list: every round goes on where the last one
+    // stopped, so a short round does not present the tokens the cache has just kept.
+    fn run<S>(svc: &mut S, bearers: &[HeaderValue], next: &mut usize, iters: u64) -> std::time::Duration
+    where
+        S: Service<http::Request<()>>,
+        S::Error: std::fmt::Debug,
+    {
+        let start = *next;
+        *next = (start + iters as usize) % TOKENS;
         timed(
             iters,
-            |i| request(&bearers[i as usize % TOKENS]),
+            |i| request(&bearers[(start + i as usize) % TOKENS]),
             |req| {
-                let ready = ServiceExt::<http::Request<()>>::ready(&mut svc)
+                let ready = ServiceExt::<http::Request<()>>::ready(&mut *svc)
                     .now_or_never()
                     .expect("always ready")
                     .unwrap();
                 ready.call(req).now_or_never().expect("resolves in one poll with keys cached")
             },
         )
-    };
+    }
+    let (mut next, mut next_uncached) = (0, 0);
+    let mut ours = |iters: u64| run(&mut svc, &bearers, &mut next, iters);
+    let mut ours_uncached = |iters: u64| run(&mut svc_uncached, &bearers, &mut next_uncached, iters);
 
     let mut c = Criterion::default().configure_from_args();
     let mut g = c.benchmark_group("cold_validation");
     g.throughput(Throughput::Elements(1));
     g.bench_function("bare_rsa2048_verify", |b| b.iter_custom(&mut bare));
-    g.bench_function("maskinporten_layer_uncached", |b| b.iter_custom(&mut ours));
+    g.bench_function("maskinporten_layer_new_token", |b| b.iter_custom(&mut ours));
+    g.bench_function("maskinporten_layer_cache_off", |b| b.iter_custom(&mut ours_uncached));
     g.finish();
     if common::benchmarking() {
-        let r = common::ratio("cold validation / bare RSA verify", &mut bare, &mut ours);
-        println!("TARGET cold <= 1.5x bare RSA: {}", if r <= 1.5 { "met" } else { "MISSED" });
+        let r = common::ratio("cold validation (cache insert included) / bare RSA verify", &mut bare, &mut ours);
+        println!("TARGET cold <= 1.2x bare RSA: {}", if r <= 1.2 { "met" } else { "MISSED" });
+        common::ratio("cold validation (cache off) / bare RSA verify", &mut bare, &mut ours_uncached);
     }
     c.final_summary();
 }

@@ -1,8 +1,13 @@
 //! The verified-token cache: a token that passed every check is not verified again until it
 //! expires.
 //!
-//! - Keyed on the whole token, signature included, compared byte for byte: a hit can only ever
-//!   be the same bytes that were verified.
+//! - Keyed on a per-process MAC of the whole token, signature included ([`TokenTag`]): the
+//!   cache does not keep the token's bytes (a 1.2 KB token would be most of an entry), and a
+//!   hit is a token whose 128-bit tag, under a key drawn from the operating system's random
+//!   source when the cache is made and never shown to anyone, equals that of a token that
+//!   passed every check. Finding a different token with the same tag without the key is as
+//!   hard as forging AES-GCM-SIV's tag (below 2^-100 per attempt for tokens of this size); a
+//!   fast non-cryptographic hash would not do, as its collisions can be computed.
 //! - An entry is never used at or after the token's `exp` (no leeway is added): the cache
 //!   cannot extend a token's life. Expired entries are dropped when met, and swept out at most
 //!   once a minute when new tokens come in.
@@ -11,51 +16,53 @@
 //! - Bounded by a capacity (default 10,000; `quick_cache`, CLOCK-Pro eviction); per-route
 //!   checks (scopes) still run on every hit.
 //!
-//! A lookup is synchronous and allocation-free: the hash covers the token's length and its
-//! last 64 bytes (signature bytes, which differ between any two tokens Maskinporten issues),
-//! then the whole token is compared.
+//! A lookup is synchronous and allocation-free: one MAC over the token (AES-NI and carry-less
+//! multiplication where the CPU has them), then a hash-map read.
 
 use super::jwk::VerifyingKey;
 use super::token::MaskinportenToken;
 use super::validate::now_unix;
-use quick_cache::Equivalent;
-use std::hash::{Hash, Hasher};
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Seconds between sweeps of expired entries.
 const SWEEP_EVERY_SECS: i64 = 60;
 
-/// How many bytes from the end of a token go into its hash.
-const HASHED_TAIL: usize = 64;
+/// The tag of a whole token under the cache's secret key: what the cache is keyed on.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct TokenTag([u8; 16]);
 
-fn hash_token<H: Hasher>(b: &[u8], state: &mut H) {
-    state.write_usize(b.len());
-    state.write(&b[b.len().saturating_sub(HASHED_TAIL)..]);
-}
-
-/// A cached token's bytes.
-#[derive(PartialEq, Eq)]
-struct TokenKey(Box<[u8]>);
-
-impl Hash for TokenKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_token(&self.0, state);
+impl std::fmt::Debug for TokenTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenTag(..)")
     }
 }
 
-/// A presented token, looked up without copying it.
-struct Presented<'a>(&'a [u8]);
+/// A keyed MAC of tokens: AES-256-GCM-SIV (RFC 8452, aws-lc-rs) over the token as associated
+/// data with nothing to encrypt, under a random key of this process.
+///
+/// The nonce is fixed: GCM-SIV is built to be used so (nonce-misuse resistant, RFC 8452
+/// section 9): the only effect is that the same token always gets the same tag, which is what
+/// a cache key needs. Tags never leave the process.
+struct TokenMac(LessSafeKey);
 
-impl Hash for Presented<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_token(self.0, state);
+impl TokenMac {
+    /// A MAC under a fresh random key. `None` only if the operating system's random source
+    /// fails; the layer then runs without a token cache.
+    fn new() -> Option<Self> {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).ok()?;
+        let key = UnboundKey::new(&AES_256_GCM_SIV, &key).ok()?;
+        Some(TokenMac(LessSafeKey::new(key)))
     }
-}
 
-impl Equivalent<TokenKey> for Presented<'_> {
-    fn equivalent(&self, key: &TokenKey) -> bool {
-        *key.0 == *self.0
+    fn tag(&self, token: &[u8]) -> Option<TokenTag> {
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(token), &mut [])
+            .ok()?;
+        tag.as_ref().try_into().ok().map(TokenTag)
     }
 }
 
@@ -74,32 +81,40 @@ pub(crate) struct TokenCache {
 }
 
 struct Inner {
-    tokens: quick_cache::sync::Cache<TokenKey, CachedToken>,
+    mac: TokenMac,
+    tokens: quick_cache::sync::Cache<TokenTag, CachedToken>,
     last_sweep: AtomicI64,
 }
 
 impl TokenCache {
-    pub(crate) fn new(capacity: u64) -> Self {
-        TokenCache {
+    /// A cache of `capacity` tokens under a fresh MAC key; `None` if no key can be drawn.
+    pub(crate) fn new(capacity: u64) -> Option<Self> {
+        Some(TokenCache {
             inner: Arc::new(Inner {
+                mac: TokenMac::new()?,
                 tokens: quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
                 last_sweep: AtomicI64::new(now_unix()),
             }),
-        }
+        })
     }
 
-    /// The verified token for these exact bytes, if cached, unexpired and its key still published.
-    pub(crate) fn get(&self, token: &[u8], now: i64, published: impl Fn(u8, &Arc<VerifyingKey>) -> bool) -> Option<MaskinportenToken> {
-        let presented = Presented(token);
-        let hit = self.inner.tokens.get(&presented)?;
+    /// The tag of a presented token, to look it up and, once verified, to store it under.
+    pub(crate) fn tag(&self, token: &[u8]) -> Option<TokenTag> {
+        self.inner.mac.tag(token)
+    }
+
+    /// The verified token with this tag, if cached, unexpired and its key still published.
+    pub(crate) fn get(&self, tag: &TokenTag, now: i64, published: impl Fn(u8, &Arc<VerifyingKey>) -> bool) -> Option<MaskinportenToken> {
+        let hit = self.inner.tokens.get(tag)?;
         if now >= hit.token.exp_unix() || !published(hit.profile, &hit.key) {
-            self.inner.tokens.remove(&presented);
+            self.inner.tokens.remove(tag);
             return None;
         }
         Some(hit.token)
     }
 
-    pub(crate) fn insert(&self, token: &[u8], verified: &MaskinportenToken, key: Arc<VerifyingKey>, profile: u8) {
+    /// Stores a token that passed every check, under its tag.
+    pub(crate) fn insert(&self, tag: TokenTag, verified: &MaskinportenToken, key: Arc<VerifyingKey>, profile: u8) {
         let now = now_unix();
         let last = self.inner.last_sweep.load(Ordering::Relaxed);
         if now - last >= SWEEP_EVERY_SECS
@@ -116,7 +131,7 @@ impl TokenCache {
             key,
             profile,
         };
-        self.inner.tokens.insert(TokenKey(token.into()), cached);
+        self.inner.tokens.insert(tag, cached);
     }
 
     /// How many tokens are stored (expired ones not yet dropped included).
@@ -169,11 +184,11 @@ mod tests {
 
     #[test]
     fn bounded_by_its_capacity() {
-        let cache = TokenCache::new(100);
+        let cache = TokenCache::new(100).unwrap();
         let key = some_key();
         let t = token(now_unix() + 120);
         for i in 0..2_000 {
-            cache.insert(format!("header.payload.signature-{i:064}").as_bytes(), &t, key.clone(), 0);
+            cache.insert(cache.tag(format!("header.payload.signature-{i:064}").as_bytes()).unwrap(), &t, key.clone(), 0);
         }
         assert!(cache.len() <= 100, "{}", cache.len());
         assert!(cache.len() >= 50, "{}", cache.len());
@@ -181,31 +196,49 @@ mod tests {
 
     #[test]
     fn expired_entries_are_swept_when_new_tokens_come_in() {
-        let cache = TokenCache::new(100);
+        let cache = TokenCache::new(100).unwrap();
         let key = some_key();
         for i in 0..10 {
-            cache.insert(format!("expired-{i}").as_bytes(), &token(now_unix() - 1), key.clone(), 0);
+            cache.insert(cache.tag(format!("expired-{i}").as_bytes()).unwrap(), &token(now_unix() - 1), key.clone(), 0);
         }
         assert_eq!(cache.len(), 10);
         // Pretend the last sweep was long ago: the next insert sweeps.
         cache.inner.last_sweep.store(now_unix() - SWEEP_EVERY_SECS, Ordering::Relaxed);
-        cache.insert(b"fresh", &token(now_unix() + 120), key, 0);
+        cache.insert(cache.tag(b"fresh").unwrap(), &token(now_unix() + 120), key, 0);
         assert_eq!(cache.len(), 1);
     }
 
     #[test]
-    fn lookups_hash_like_the_stored_key() {
-        use std::hash::BuildHasher;
-        let s = std::hash::RandomState::new();
-        for t in ["", "a", "a.b.c", &"x".repeat(1500)] {
-            let t = t.as_bytes();
-            assert_eq!(s.hash_one(TokenKey(t.into())), s.hash_one(Presented(t)));
-            assert!(Presented(t).equivalent(&TokenKey(t.into())));
+    fn the_tag_covers_every_byte_of_the_token() {
+        let cache = TokenCache::new(10).unwrap();
+        let token = format!("{}.{}.{}", "h".repeat(40), "p".repeat(900), "s".repeat(342)).into_bytes();
+        let tag = cache.tag(&token).unwrap();
+        assert_eq!(cache.tag(&token), Some(tag), "the same token, the same tag");
+        for i in 0..token.len() {
+            let mut other = token.clone();
+            other[i] ^= 1;
+            assert_ne!(cache.tag(&other), Some(tag), "byte {i}");
         }
-        // Same tail, different head: same hash, but not equal.
-        let a = format!("aaaa{}", "s".repeat(64)).into_bytes();
-        let b = format!("bbbb{}", "s".repeat(64)).into_bytes();
-        assert_eq!(s.hash_one(Presented(&a)), s.hash_one(Presented(&b)));
-        assert!(!Presented(&a).equivalent(&TokenKey(b.into())));
+        let mut longer = token.clone();
+        longer.push(b'=');
+        assert_ne!(cache.tag(&longer), Some(tag));
+        assert_ne!(cache.tag(&token[..token.len() - 1]), Some(tag));
+        // Another cache (another process) has another key: its tags say nothing about these.
+        assert_ne!(TokenCache::new(10).unwrap().tag(&token), Some(tag));
+    }
+
+    #[test]
+    fn a_hit_is_only_the_tag_of_a_stored_token() {
+        let cache = TokenCache::new(10).unwrap();
+        let key = some_key();
+        let stored = b"header.payload.signature";
+        cache.insert(cache.tag(stored).unwrap(), &token(now_unix() + 120), key.clone(), 0);
+        let now = now_unix();
+        let always = |_: u8, _: &Arc<VerifyingKey>| true;
+        assert!(cache.get(&cache.tag(stored).unwrap(), now, always).is_some());
+        assert!(cache.get(&cache.tag(b"header.payload.signaturf").unwrap(), now, always).is_none());
+        // A key no longer published drops the entry.
+        assert!(cache.get(&cache.tag(stored).unwrap(), now, |_, _| false).is_none());
+        assert!(cache.get(&cache.tag(stored).unwrap(), now, always).is_none(), "dropped");
     }
 }

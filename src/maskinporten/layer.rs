@@ -445,7 +445,7 @@ impl MaskinportenLayerBuilder {
                 keys,
             });
         }
-        let cache = (self.cache_capacity > 0).then(|| TokenCache::new(self.cache_capacity));
+        let cache = (self.cache_capacity > 0).then(|| TokenCache::new(self.cache_capacity)).flatten();
         Ok(MaskinportenLayer {
             config: Arc::new(Config {
                 profiles: profiles.into(),

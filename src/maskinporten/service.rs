@@ -109,9 +109,11 @@ impl Config {
 
     /// Everything that can be done without waiting: `Ok(Some)` verified, `Ok(None)` keys needed.
     fn verify_now(&self, raw: &[u8], now: i64) -> Result<Option<MaskinportenToken>, RejectionKind> {
-        // A hit is the very bytes that passed every check before: their shape was checked then.
-        if let Some(cache) = &self.cache
-            && let Some(t) = cache.get(raw, now, |p, key| {
+        // A hit is a token with the tag of one that passed every check before (its shape was
+        // checked then).
+        let tag = self.cache.as_ref().and_then(|c| c.tag(raw));
+        if let (Some(cache), Some(tag)) = (&self.cache, &tag)
+            && let Some(t) = cache.get(tag, now, |p, key| {
                 self.profiles.get(usize::from(p)).is_some_and(|p| p.keys.still_published(key))
             })
         {
@@ -125,8 +127,8 @@ impl Config {
             return Ok(None);
         };
         let verified = profile.validator.verify(&unverified, &key, now)?;
-        if let Some(cache) = &self.cache {
-            cache.insert(raw, &verified, key, i as u8);
+        if let (Some(cache), Some(tag)) = (&self.cache, tag) {
+            cache.insert(tag, &verified, key, i as u8);
         }
         Ok(Some(verified))
     }
@@ -145,8 +147,10 @@ impl Config {
             }
         };
         let verified = profile.validator.verify(&unverified, &key, now_unix()).map_err(Rejection::new)?;
-        if let Some(cache) = &self.cache {
-            cache.insert(token.as_bytes(), &verified, key, i as u8);
+        if let Some(cache) = &self.cache
+            && let Some(tag) = cache.tag(token.as_bytes())
+        {
+            cache.insert(tag, &verified, key, i as u8);
         }
         Ok(verified)
     }
