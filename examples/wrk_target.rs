@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Prints `ADDR=127.0.0.1:PORT` and `TOKEN=<a system-user token valid for one hour>`, then serves
-//! until killed. Both routes should be sent the same `Authorization` header, so that the only
+//! until killed. `WORKERS=N` sets the number of Tokio worker threads (default 2: this machine's
+//! cores). Both routes should be sent the same `Authorization` header, so that the only
 //! difference is the layers.
 
 use altinn_systemuser::maskinporten::MaskinportenLayer;
@@ -26,8 +27,17 @@ const SCOPE: &str = "skatteetaten:kravogbetalinger";
 const RESOURCE: &str = "kravogbetaling";
 const OWNER: &str = "310702641";
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    let workers = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(2);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(serve());
+}
+
+async fn serve() {
     let mp = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&mp, "wrk-subscription-key").await;
     let provider = TestKey::for_role(KeyRole::Provider).with_kid("wrk-provider");

@@ -3,9 +3,8 @@
 use super::issuer::TokenIssuer;
 use crate::org::{OrgNumber, Organisation};
 use crate::reject::RejectionKind;
-use crate::strict_json::from_str_unique;
 use serde::Deserialize;
-use serde::de::{SeqAccess, Visitor};
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
@@ -203,8 +202,8 @@ pub(crate) struct RawClaims<'a> {
     pub consumer: Option<RawOrg<'a>>,
     #[serde(borrow)]
     pub supplier: Option<RawOrg<'a>>,
-    #[serde(borrow)]
-    pub authorization_details: Option<&'a RawValue>,
+    /// Read in the same pass as the other claims; what it says is checked after them.
+    pub authorization_details: Option<AuthorizationDetails>,
     /// Altinn tokens: the vendor's organisation number.
     #[serde(borrow, rename = "urn:altinn:orgNumber")]
     pub altinn_org_number: Option<Cow<'a, str>>,
@@ -303,12 +302,6 @@ impl RawOrg<'_> {
 }
 
 #[derive(Deserialize)]
-struct DetailType<'a> {
-    #[serde(rename = "type", borrow)]
-    ty: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
 struct RawSystemUser<'a> {
     systemuser_id: Option<OneOrMany<String>>,
     #[serde(borrow)]
@@ -326,38 +319,306 @@ pub(crate) fn parse_org(raw: Option<RawOrg<'_>>) -> Result<Option<Organisation>,
     }
 }
 
-/// Finds the system user in `authorization_details` (array or single object).
-///
-/// Other RAR types are ignored. A malformed system-user entry, or more than one, rejects the
-/// token: a token that claims to be a system user and cannot be read is not a plain token.
+/// Finds the system user in `authorization_details` (array or single object), for tests: the
+/// validator reads it with the other claims ([`AuthorizationDetails`]).
+#[cfg(test)]
 pub(crate) fn parse_system_user(raw: Option<&RawValue>) -> Result<Option<SystemUserClaim>, RejectionKind> {
     let Some(raw) = raw else { return Ok(None) };
-    let text = raw.get().trim_start();
-    let entries: Vec<&RawValue> = if text.starts_with('[') {
-        serde_json::from_str(text).map_err(|_| RejectionKind::InvalidClaims)?
-    } else if text.starts_with('{') {
-        vec![raw]
-    } else {
-        return Err(RejectionKind::InvalidClaims);
-    };
-    let mut found = None;
-    for entry in entries {
-        // Two `type`s are refused by the derive (a repeated known field).
-        let t: DetailType<'_> = serde_json::from_str(entry.get()).map_err(|_| RejectionKind::InvalidClaims)?;
-        if t.ty.as_deref() != Some(SYSTEM_USER_TYPE) {
-            continue;
-        }
-        if found.is_some() {
-            return Err(RejectionKind::InvalidSystemUser);
-        }
-        // The system-user entry has distinct member names, known or not.
-        let su: RawSystemUser = from_str_unique(entry.get()).map_err(|_| RejectionKind::InvalidSystemUser)?;
-        found = Some(su.into_claim().ok_or(RejectionKind::InvalidSystemUser)?);
-    }
-    Ok(found)
+    let details: Option<AuthorizationDetails> = serde_json::from_str(raw.get()).map_err(|_| RejectionKind::InvalidClaims)?;
+    details.map_or(Ok(None), AuthorizationDetails::system_user)
 }
 
-impl RawSystemUser<'_> {
+/// `authorization_details` (RFC 9396), read in the one pass over the payload that reads every
+/// claim: each entry's members go by once, and only the system-user entry's four values are
+/// read again, from the slices the pass kept.
+///
+/// What it says is kept as data, not as a deserialization error, so that the validator still
+/// checks the issuer and the times first:
+/// - other RAR types are ignored;
+/// - an entry that is not an object, or names its `type` twice or not as a string, makes the
+///   token `invalid-claims`;
+/// - a system-user entry that is malformed, repeats a member name (known or not), or comes
+///   twice makes it `invalid-system-user`;
+/// - the first of these in the list is the one reported.
+pub(crate) struct AuthorizationDetails {
+    found: Result<Option<SystemUserClaim>, RejectionKind>,
+}
+
+impl AuthorizationDetails {
+    /// The system user, or why the list cannot be used.
+    pub(crate) fn system_user(self) -> Result<Option<SystemUserClaim>, RejectionKind> {
+        self.found
+    }
+}
+
+impl<'de> Deserialize<'de> for AuthorizationDetails {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let found = d.deserialize_any(DetailsVisitor)?;
+        Ok(AuthorizationDetails { found })
+    }
+}
+
+struct DetailsVisitor;
+
+impl<'de> Visitor<'de> for DetailsVisitor {
+    type Value = Result<Option<SystemUserClaim>, RejectionKind>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of authorization details, or one")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut outcome: Self::Value = Ok(None);
+        while let Some(Entry(entry)) = seq.next_element::<Entry>()? {
+            // The first problem in the list decides; the rest is only read through.
+            let Ok(found) = &mut outcome else { continue };
+            match entry {
+                Err(kind) => outcome = Err(kind),
+                Ok(Some(_)) if found.is_some() => outcome = Err(RejectionKind::InvalidSystemUser),
+                Ok(Some(claim)) => *found = Some(claim),
+                Ok(None) => {}
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        EntryVisitor.visit_map(map)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(None))
+    }
+}
+
+/// One entry of the list: the system user it names, `None` for another type, or why it
+/// cannot be used. Anything that is valid JSON is read (a problem is data, not an error).
+struct Entry(Result<Option<SystemUserClaim>, RejectionKind>);
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(EntryVisitor).map(Entry)
+    }
+}
+
+struct EntryVisitor;
+
+/// A member name, borrowed from the payload when it has no escapes.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A `type` value: a string or `null`; anything else is `Err(())`.
+struct TypeValue<'de>(Result<Option<Cow<'de, str>>, ()>);
+
+impl<'de> Deserialize<'de> for TypeValue<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TypeValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a type")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<TypeValue<'de>, E> {
+                Ok(TypeValue(Ok(Some(Cow::Borrowed(s)))))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<TypeValue<'de>, E> {
+                Ok(TypeValue(Ok(Some(Cow::Owned(s.to_owned())))))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<TypeValue<'de>, E> {
+                Ok(TypeValue(Ok(None)))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<TypeValue<'de>, E> {
+                Ok(TypeValue(Err(())))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<TypeValue<'de>, E> {
+                Ok(TypeValue(Err(())))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<TypeValue<'de>, E> {
+                Ok(TypeValue(Err(())))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<TypeValue<'de>, E> {
+                Ok(TypeValue(Err(())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TypeValue<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TypeValue(Err(())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TypeValue<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TypeValue(Err(())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Which member of an entry a name is.
+#[derive(Clone, Copy)]
+enum Member {
+    Type,
+    SystemUserId,
+    SystemUserOrg,
+    SystemId,
+    ExternalRef,
+    Other,
+}
+
+impl Member {
+    fn of(name: &str) -> Member {
+        match name {
+            "type" => Member::Type,
+            "systemuser_id" => Member::SystemUserId,
+            "systemuser_org" => Member::SystemUserOrg,
+            "system_id" => Member::SystemId,
+            "externalRef" => Member::ExternalRef,
+            _ => Member::Other,
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for EntryVisitor {
+    type Value = Result<Option<SystemUserClaim>, RejectionKind>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an authorization detail")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut ty: Option<Result<Option<Cow<'de, str>>, ()>> = None;
+        let mut type_twice = false;
+        // The system-user members, as the payload spells them (read only for that type).
+        let mut values: [Option<&'de RawValue>; 4] = [None; 4];
+        let mut names: Vec<Name<'de>> = Vec::new();
+        let mut repeated = false;
+        while let Some(name) = map.next_key::<Name<'de>>()? {
+            let member = Member::of(&name.0);
+            repeated |= names.iter().any(|n| n.0 == name.0);
+            match member {
+                Member::Type => {
+                    let v = map.next_value::<TypeValue<'de>>()?.0;
+                    type_twice |= ty.is_some();
+                    ty = Some(v);
+                }
+                Member::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                known => {
+                    let slot = known as usize - Member::SystemUserId as usize;
+                    values[slot] = Some(map.next_value::<&'de RawValue>()?);
+                }
+            }
+            names.push(name);
+        }
+        // As serde's derive would read `{"type": ...}`: a repeated or mistyped `type` cannot be
+        // read, whatever the entry is.
+        if type_twice {
+            return Ok(Err(RejectionKind::InvalidClaims));
+        }
+        let ty = match ty {
+            None => None,
+            Some(Ok(t)) => t,
+            Some(Err(())) => return Ok(Err(RejectionKind::InvalidClaims)),
+        };
+        if ty.as_deref() != Some(SYSTEM_USER_TYPE) {
+            return Ok(Ok(None));
+        }
+        // The system-user entry has distinct member names, known or not.
+        if repeated {
+            return Ok(Err(RejectionKind::InvalidSystemUser));
+        }
+        Ok(RawSystemUser::from_values(values)
+            .and_then(RawSystemUser::into_claim)
+            .map(Some)
+            .ok_or(RejectionKind::InvalidSystemUser))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err(RejectionKind::InvalidClaims))
+    }
+}
+
+impl<'a> RawSystemUser<'a> {
+    /// The four members from the slices the pass kept (`systemuser_id`, `systemuser_org`,
+    /// `system_id`, `externalRef`); `None` if one has the wrong shape.
+    fn from_values(values: [Option<&'a RawValue>; 4]) -> Option<Self> {
+        fn read<'a, T: Deserialize<'a>>(v: Option<&'a RawValue>) -> Option<Option<T>> {
+            match v {
+                None => Some(None),
+                Some(v) => serde_json::from_str::<Option<T>>(v.get()).ok(),
+            }
+        }
+        let [id, org, system, external] = values;
+        Some(RawSystemUser {
+            systemuser_id: read(id)?,
+            systemuser_org: read(org)?,
+            system_id: read(system)?,
+            external_ref: read(external)?,
+        })
+    }
+
     fn into_claim(self) -> Option<SystemUserClaim> {
         let ids: Vec<Uuid> = self
             .systemuser_id?
@@ -415,7 +676,7 @@ mod tests {
         ))
         .unwrap();
         let claims: RawClaims<'_> = serde_json::from_str(&body).unwrap();
-        let s = parse_system_user(claims.authorization_details).unwrap().unwrap();
+        let s = claims.authorization_details.unwrap().system_user().unwrap().unwrap();
         assert_eq!(s.id().to_string(), "f950ddae-06c3-4b57-b940-702417a90df0");
         assert_eq!(s.owner_org().to_string(), "310702641");
         assert_eq!(s.system_id(), "991825827_smartcloud");
@@ -431,9 +692,42 @@ mod tests {
         ))
         .unwrap();
         let claims: RawClaims<'_> = serde_json::from_str(&body).unwrap();
-        assert!(parse_system_user(claims.authorization_details).unwrap().is_some());
+        assert!(claims.authorization_details.unwrap().system_user().unwrap().is_some());
         let s = su(r#"{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"authority":"iso6523-actorid-upis","id":"0192:310702641"},"system_id":"x"}"#).unwrap().unwrap();
         assert_eq!(s.owner_org().to_string(), "310702641");
+    }
+
+    #[test]
+    fn one_pass_reads_the_list_as_the_entries_say() {
+        let good = r#"{"type":"urn:altinn:systemuser","systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x"}"#;
+        let bad_su = r#"{"type":"urn:altinn:systemuser","systemuser_id":"nope","systemuser_org":{"ID":"0192:310702641"},"system_id":"x"}"#;
+        // Another type's members are not read, whatever their shape.
+        assert_eq!(
+            su(r#"[{"type":"urn:altinn:consent","systemuser_id":5,"systemuser_org":[],"system_id":{}}]"#),
+            Ok(None)
+        );
+        assert!(su(&format!(r#"[{{"type":"urn:altinn:consent","x":1,"x":2}},{good}]"#)).unwrap().is_some());
+        // `type` given last is still read; escapes in names and values are read unescaped.
+        let last = r#"{"systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x","type":"urn:altinn:systemuser"}"#;
+        assert!(su(last).unwrap().is_some());
+        let escaped = good.replace(r#""type":"urn:altinn:systemuser""#, r#""\u0074ype":"urn:altinn:system\u0075ser""#);
+        assert!(su(&escaped).unwrap().is_some(), "{escaped}");
+        let renamed_twice = good.replace(r#""system_id":"x""#, r#""system_id":"x","\u0073ystem_id":"y""#);
+        assert_eq!(su(&renamed_twice), Err(RejectionKind::InvalidSystemUser));
+        // Entries that are not objects, a `type` that is not a string: invalid claims.
+        for list in [r#"[1]"#, r#"["x"]"#, r#"[[]]"#, r#"[null]"#, r#""x""#, r#"5"#, r#"true"#] {
+            assert_eq!(su(list), Err(RejectionKind::InvalidClaims), "{list}");
+        }
+        assert_eq!(su(r#"[{"type":5}]"#), Err(RejectionKind::InvalidClaims));
+        assert_eq!(su(r#"[{"type":null}]"#), Ok(None));
+        // The first problem in the list is the one reported.
+        assert_eq!(su(&format!("[{bad_su},1]")), Err(RejectionKind::InvalidSystemUser));
+        assert_eq!(su(&format!("[1,{bad_su}]")), Err(RejectionKind::InvalidClaims));
+        assert_eq!(su(&format!("[{good},{good},1]")), Err(RejectionKind::InvalidSystemUser));
+        assert_eq!(su(&format!(r#"[{good},{{"type":"a","type":"b"}}]"#)), Err(RejectionKind::InvalidClaims));
+        // Malformed JSON anywhere is the payload's problem.
+        let raw: Result<Box<RawValue>, _> = serde_json::from_str(&format!("[{good},"));
+        assert!(raw.is_err());
     }
 
     #[test]
