@@ -22,13 +22,16 @@ const PERMISSION_DENIED: i32 = 7;
 const UNAVAILABLE: i32 = 14;
 const UNAUTHENTICATED: i32 = 16;
 
-/// The example configuration with the ext_authz listener on a free port.
+/// The example configuration with its `ext_authz` line taken in, on a free port.
 async fn start(name: &str) -> Setup {
     Setup::start_with(name, |c| {
-        crate::pep_fakes::substitute(&c, &[("[listen]\n", "[listen]\next_authz = \"127.0.0.1:0\"\n", 1)]).unwrap()
+        crate::pep_fakes::substitute(&c, &[(EXAMPLE_LINE, "ext_authz = \"127.0.0.1:0\"", 1)]).unwrap()
     })
     .await
 }
+
+/// The commented `ext_authz` line of `deploy/altinn-pep.toml`.
+pub(crate) const EXAMPLE_LINE: &str = "# ext_authz = \"127.0.0.1:9191\"";
 
 async fn client(pep: &Pep) -> AuthorizationClient<Channel> {
     let addr = pep.ext_authz.as_deref().expect("altinn-pep printed `ext_authz listening on ADDR`");
