@@ -38,6 +38,8 @@ fn the_readme_shows_the_tested_configurations_word_for_word() {
         ("deploy/nginx.conf", include_str!("../../deploy/nginx.conf")),
         ("deploy/Caddyfile", include_str!("../../deploy/Caddyfile")),
         ("deploy/traefik.yml", include_str!("../../deploy/traefik.yml")),
+        ("deploy/envoy.yaml", include_str!("../../deploy/envoy.yaml")),
+        ("deploy/istio.yaml", include_str!("../../deploy/istio.yaml")),
     ] {
         assert!(blocks.iter().any(|b| b == text), "{file} is in the README section as it is");
         assert!(section.contains(file), "the README names {file}");
@@ -84,6 +86,75 @@ fn every_proxy_configuration_handles_every_principal_header() {
     // Caddy removes what the client sent before it asks.
     let strip = caddy.find("request_header -X-Altinn*").unwrap();
     assert!(strip < caddy.find("\tforward_auth 127.0.0.1:8081").unwrap());
+}
+
+/// The lines of a YAML file without comments, trimmed.
+fn yaml_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(|l| l.split(" #").next().unwrap().trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+#[test]
+fn the_envoy_and_istio_configurations_fit_the_program() {
+    let toml = include_str!("../../deploy/altinn-pep.toml");
+    let envoy = include_str!("../../deploy/envoy.yaml");
+    let istio = include_str!("../../deploy/istio.yaml");
+    // The example's ext_authz line (taken in by the ext_authz tests) names the port both use.
+    let line = toml
+        .lines()
+        .find(|l| l.starts_with(crate::ext_authz::EXAMPLE_LINE))
+        .expect("deploy/altinn-pep.toml has the ext_authz line");
+    let port = line.split('"').nth(1).unwrap().rsplit_once(':').unwrap().1;
+
+    let e = yaml_lines(envoy);
+    for expected in [
+        "- name: envoy.filters.http.ext_authz",
+        "transport_api_version: V3",
+        "envoy_grpc: { cluster_name: altinn-pep }",
+        "failure_mode_allow: false",
+        "status_on_error: { code: ServiceUnavailable }",
+        "http2_protocol_options: {}",
+        "headers_with_underscores_action: REJECT_REQUEST",
+        "- name: altinn-pep",
+        &format!("socket_address: {{ address: 127.0.0.1, port_value: {port} }}"),
+    ] {
+        assert!(e.contains(&expected), "envoy.yaml: {expected}");
+    }
+    // altinn-pep reads no body; ext_authz comes before the router.
+    assert!(!e.iter().any(|l| l.starts_with("with_request_body")));
+    let position = |l: &str| e.iter().position(|x| *x == l).unwrap();
+    assert!(position("- name: envoy.filters.http.ext_authz") < position("- name: envoy.filters.http.router"));
+
+    let i = yaml_lines(istio);
+    for expected in [
+        "- name: altinn-pep",
+        "envoyExtAuthzGrpc:",
+        &format!("port: {port}"),
+        "failOpen: false",
+        "action: CUSTOM",
+        "provider:",
+        "name: altinn-pep",
+        "appProtocol: grpc",
+    ] {
+        assert!(i.contains(&expected), "istio.yaml: {expected}");
+    }
+    // The policy names the provider that the mesh configuration defines.
+    let provider = i.iter().position(|l| *l == "provider:").unwrap();
+    assert_eq!(i[provider + 1], "name: altinn-pep");
+
+    // The README says what altinn-pep does with the principal headers for Envoy.
+    let readme = readme();
+    let section = readme.split("### Envoy and Istio").nth(1).expect("the README's Envoy section");
+    for word in [
+        "OVERWRITE_IF_EXISTS_OR_ADD",
+        "headers_to_remove",
+        "denied_response",
+        "No Envoy binary",
+    ] {
+        assert!(section.contains(word), "{word}");
+    }
 }
 
 #[tokio::test]

@@ -92,6 +92,8 @@ pub(crate) struct Pep {
     pub(crate) decision: String,
     /// `127.0.0.1:PORT` of the admin listener.
     pub(crate) admin: String,
+    /// `127.0.0.1:PORT` of the ext_authz listener (gRPC), when `listen.ext_authz` is set.
+    pub(crate) ext_authz: Option<String>,
     child: Child,
     log: PathBuf,
 }
@@ -117,18 +119,21 @@ impl Pep {
         (cmd, log)
     }
 
-    /// Runs `altinn-pep serve --config <config>` until it prints both listening lines.
+    /// Runs `altinn-pep serve --config <config>` until it prints the decision and admin listening
+    /// lines (the admin line comes last: an ext_authz line is printed before it).
     pub(crate) async fn try_spawn(config: &Path, dir: &Path) -> Result<Pep, Exited> {
         let (mut cmd, log) = Pep::command(&["serve", "--config", config.to_str().unwrap()], dir);
         let mut child = cmd.spawn().expect("the altinn-pep binary");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut decision, mut admin) = (None, None);
+        let (mut decision, mut admin, mut ext_authz) = (None, None, None);
         let found = tokio::time::timeout(STARTUP, async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(a) = line.strip_prefix("listening on http://") {
                     assert!(decision.replace(a.to_owned()).is_none(), "printed twice: {line}");
                 } else if let Some(a) = line.strip_prefix("admin listening on http://") {
                     assert!(admin.replace(a.to_owned()).is_none(), "printed twice: {line}");
+                } else if let Some(a) = line.strip_prefix("ext_authz listening on ") {
+                    assert!(ext_authz.replace(a.to_owned()).is_none(), "printed twice: {line}");
                 }
                 if decision.is_some() && admin.is_some() {
                     return true;
@@ -153,6 +158,7 @@ impl Pep {
         Ok(Pep {
             decision: decision.unwrap(),
             admin: admin.unwrap(),
+            ext_authz,
             child,
             log,
         })

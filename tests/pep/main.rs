@@ -1,5 +1,6 @@
 //! `altinn-pep`, the program: spawned from the built binary against FakeMaskinporten and
-//! FakeAltinn, asked directly and through real nginx and Caddy, all on loopback.
+//! FakeAltinn, asked directly (HTTP, and gRPC as Envoy asks) and through real nginx and Caddy,
+//! all on loopback.
 //!
 //! nginx and Caddy come from Debian's packages (`apt-get install -y nginx caddy`; `.ci/run`
 //! installs them); the proxy tests fail with that command when they are missing.
@@ -11,6 +12,7 @@ mod pep_fakes;
 mod cli;
 mod decision;
 mod docs;
+mod ext_authz;
 mod harness;
 mod proxies;
 mod traefik;

@@ -26,7 +26,7 @@ pub(crate) const MAX_ROUTES: usize = 1000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PepConfig {
-    /// `[listen]`: the two addresses.
+    /// `[listen]`: the addresses.
     pub(crate) listen: ListenConfig,
     /// `[maskinporten]`: the library's [`MaskinportenConfig`].
     #[serde(default)]
@@ -47,6 +47,9 @@ pub(crate) struct ListenConfig {
     pub(crate) decision: String,
     /// The admin listener (`/healthz`, `/readyz`, `/metrics`).
     pub(crate) admin: String,
+    /// The ext_authz listener (gRPC `envoy.service.auth.v3.Authorization/Check`, for Envoy
+    /// and Istio), if any.
+    pub(crate) ext_authz: Option<String>,
 }
 
 /// One `[[routes]]` entry.
@@ -112,6 +115,7 @@ impl fmt::Display for ConfigFailure {
 pub(crate) struct Built {
     pub(crate) decision_addr: SocketAddr,
     pub(crate) admin_addr: SocketAddr,
+    pub(crate) ext_authz_addr: Option<SocketAddr>,
     pub(crate) maskinporten: MaskinportenLayer,
     pub(crate) pdp: AltinnPdp,
     pub(crate) routes: Vec<BuiltRoute>,
@@ -162,6 +166,19 @@ impl PepConfig {
                 "the admin listener needs an address of its own (a 200 on the decision listener means allowed)",
             ));
         }
+        let ext_authz_addr = match &self.listen.ext_authz {
+            Some(value) => {
+                let addr = socket_addr("listen.ext_authz", value)?;
+                if addr.port() != 0 && (addr == decision_addr || addr == admin_addr) {
+                    return Err(ConfigFailure::new(
+                        "listen.ext_authz",
+                        "the ext_authz listener (gRPC) needs an address of its own",
+                    ));
+                }
+                Some(addr)
+            }
+            None => None,
+        };
         // Refusals are always in HTTP form: a proxy reads the status, and a client must not be
         // able to turn a refusal into a 200 by sending `content-type: application/grpc`.
         if let Some(form) = &self.maskinporten.refusal_form
@@ -204,6 +221,7 @@ impl PepConfig {
         Ok(Built {
             decision_addr,
             admin_addr,
+            ext_authz_addr,
             maskinporten,
             pdp,
             routes,
@@ -413,6 +431,15 @@ private_key_pem = """
             "listen.decision"
         );
         assert_eq!(key_of(&with_route(ok_route).replace("[listen]", "[listen]\nextra = 1")), "extra");
+        // The ext_authz listener: optional, an address of its own.
+        let ext_authz = |value: &str| with_route(ok_route).replace("[listen]", &format!("[listen]\next_authz = \"{value}\""));
+        assert_eq!(key_of(&ext_authz("127.0.0.1:0")), "(none)");
+        assert_eq!(key_of(&ext_authz("localhost:9191")), "listen.ext_authz");
+        let taken = ext_authz("127.0.0.1:9191").replace("admin = \"127.0.0.1:0\"", "admin = \"127.0.0.1:9191\"");
+        assert_eq!(key_of(&taken), "listen.ext_authz");
+        let built = parse(&ext_authz("127.0.0.1:9191")).unwrap().build().unwrap();
+        assert_eq!(built.ext_authz_addr, Some("127.0.0.1:9191".parse().unwrap()));
+        assert_eq!(parse(&with_route(ok_route)).unwrap().build().unwrap().ext_authz_addr, None);
     }
 
     #[test]

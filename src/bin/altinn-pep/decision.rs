@@ -6,6 +6,8 @@
 //! through the Maskinporten layer and that layer exactly as through a tower stack, with the
 //! original method, URI and headers. A 2xx answer always means allowed: it is only ever the
 //! answer of [`PrincipalAnswer`](crate::principal::PrincipalAnswer) reached through both layers.
+//! [`evaluate`] is that evaluation on its own, also called by the ext_authz listener
+//! ([`crate::ext_authz`]).
 
 use std::future::poll_fn;
 
@@ -14,11 +16,11 @@ use altinn_systemuser::reject::{Rejection, RejectionKind};
 use altinn_systemuser::telemetry;
 use axum::Router;
 use axum::body::Body;
-use http::{HeaderValue, Method, Request, Response};
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::original;
+use crate::original::{self, Original};
 use crate::principal::{Allowed, PRINCIPAL_HEADERS};
 use crate::problem::{self, PROBLEM};
 use crate::routes::Routes;
@@ -43,15 +45,23 @@ pub(crate) async fn decide(routes: &Routes, req: Request<Body>) -> Response<Body
         Ok(o) => o,
         Err(why) => return problem::invalid_forwarded(why),
     };
+    let (parts, _) = req.into_parts();
+    evaluate(routes, original, parts.headers).await
+}
+
+/// The one evaluation of every listener (`GET /auth` and Envoy's `Check`): the original method
+/// and URI, already checked by [`crate::original`], and the client's headers go to the first
+/// route's layers; the answer is theirs, read by [`answer`]. A 2xx is returned only for the
+/// principal answer ([`Allowed`]).
+pub(crate) async fn evaluate(routes: &Routes, original: Original, headers: HeaderMap) -> Response<Body> {
     let Some(route) = routes.find(&original.method, original.uri.path()) else {
         return problem::no_route();
     };
     // The original request as the layers would have seen it: method, URI, the client's headers.
-    let (parts, _) = req.into_parts();
     let mut asked = Request::new(());
     *asked.method_mut() = original.method;
     *asked.uri_mut() = original.uri;
-    *asked.headers_mut() = parts.headers;
+    *asked.headers_mut() = headers;
     let span = telemetry::make_span(&asked);
     let mut service = route.service.clone();
     let res = async move {

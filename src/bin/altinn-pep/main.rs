@@ -1,6 +1,6 @@
 //! `altinn-pep`: the Maskinporten and system-user layers as a forward-auth decision service,
-//! for an API in any language behind nginx (`auth_request`), Caddy (`forward_auth`) or Traefik
-//! (`forwardAuth`).
+//! for an API in any language behind nginx (`auth_request`), Caddy (`forward_auth`), Traefik
+//! (`forwardAuth`) or Envoy and Istio (`ext_authz`, gRPC).
 //!
 //! ```text
 //! altinn-pep serve --config altinn-pep.toml   # the two listeners, until SIGINT or SIGTERM
@@ -11,13 +11,15 @@
 //! `routes.rs` (route templates, one system-user layer per route), `original.rs` (the original
 //! request from the proxy's headers), `decision.rs` (the decision listener), `principal.rs`
 //! (the allowed answer and its headers), `problem.rs` (refusals), `admin.rs` (health,
-//! readiness, metrics). README: "Protecting an API in any language".
+//! readiness, metrics), `ext_authz.rs` (the same decision for Envoy and Istio, over gRPC).
+//! README: "Protecting an API in any language".
 
 #![forbid(unsafe_code)]
 
 mod admin;
 mod config;
 mod decision;
+mod ext_authz;
 mod original;
 mod principal;
 mod problem;
@@ -52,7 +54,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the decision listener (GET /auth) and the admin listener until SIGINT or SIGTERM.
+    /// Serve the decision listener (GET /auth), the admin listener and, if configured, the
+    /// ext_authz listener (gRPC, for Envoy and Istio) until SIGINT or SIGTERM.
     Serve {
         /// The configuration file (TOML).
         #[arg(long, value_name = "FILE")]
@@ -124,11 +127,19 @@ async fn serve(path: &std::path::Path) -> ExitCode {
     let readiness = Readiness::builder().layer_keys(&built.maskinporten).pdp(built.pdp).build();
 
     let signal = shutdown_signal();
-    let decision = match bind(built.decision_addr, "listening on").await {
+    let decision = match bind(built.decision_addr, "listening on http://").await {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let admin_listener = match bind(built.admin_addr, "admin listening on").await {
+    // Announced before the admin listener, whose line comes last.
+    let ext_authz_listener = match built.ext_authz_addr {
+        Some(addr) => match bind(addr, "ext_authz listening on ").await {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    let admin_listener = match bind(built.admin_addr, "admin listening on http://").await {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -145,6 +156,10 @@ async fn serve(path: &std::path::Path) -> ExitCode {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let ext_authz_server = ext_authz_listener.map(|listener| {
+        let serving = ext_authz::serve(listener, routes.clone(), stopped(stop_rx.clone()));
+        tokio::spawn(async move { serving.await.is_ok() })
+    });
     let decision_server = tokio::spawn(
         axum::serve(decision, decision::router(routes))
             .with_graceful_shutdown(stopped(stop_rx.clone()))
@@ -159,11 +174,17 @@ async fn serve(path: &std::path::Path) -> ExitCode {
     signal.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    let both = async {
-        let (d, a) = tokio::join!(decision_server, admin_server);
-        matches!((d, a), (Ok(Ok(())), Ok(Ok(()))))
+    let all = async {
+        let ext_authz = async {
+            match ext_authz_server {
+                Some(server) => server.await.unwrap_or(false),
+                None => true,
+            }
+        };
+        let (d, a, e) = tokio::join!(decision_server, admin_server, ext_authz);
+        matches!((d, a), (Ok(Ok(())), Ok(Ok(())))) && e
     };
-    match tokio::time::timeout(SHUTDOWN_GRACE, both).await {
+    match tokio::time::timeout(SHUTDOWN_GRACE, all).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!("altinn-pep: a listener failed");
@@ -176,14 +197,14 @@ async fn serve(path: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Binds `addr`, then prints `<what> http://ADDR` (the bound address: port 0 is resolved).
+/// Binds `addr`, then prints `<what>ADDR` (the bound address: port 0 is resolved).
 async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, ExitCode> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         eprintln!("altinn-pep: cannot listen on {addr}: {e}");
         ExitCode::FAILURE
     })?;
     let bound = listener.local_addr().unwrap_or(addr);
-    say(&format!("{what} http://{bound}"));
+    say(&format!("{what}{bound}"));
     Ok(listener)
 }
 

@@ -1,5 +1,6 @@
 //! The original request, as the proxy describes it: `X-Forwarded-Method` + `X-Forwarded-Uri`
-//! (Traefik, Caddy) or `X-Original-Method` + `X-Original-URI` (nginx).
+//! (Traefik, Caddy) or `X-Original-Method` + `X-Original-URI` (nginx), or the `method` and
+//! `path` of an Envoy `CheckRequest` ([`from_parts`], used by [`crate::ext_authz`]).
 //!
 //! Anything doubtful is a 400, never an allow: a kind given in part, a header given twice,
 //! both kinds given and disagreeing, neither given, and a URI whose path the proxy and the
@@ -36,6 +37,9 @@ pub(crate) enum Invalid {
     Method,
     /// The URI breaks a rule; the text says which.
     Uri(&'static str),
+    /// An Envoy `CheckRequest` that does not describe one HTTP request unambiguously; the text
+    /// says why.
+    CheckRequest(&'static str),
 }
 
 impl Invalid {
@@ -49,7 +53,7 @@ impl Invalid {
             Invalid::Repeated => "a header naming the original request is given more than once",
             Invalid::Disagree => "X-Forwarded-* and X-Original-* name different requests",
             Invalid::Method => "the original method is not an HTTP method",
-            Invalid::Uri(why) => why,
+            Invalid::Uri(why) | Invalid::CheckRequest(why) => why,
         }
     }
 }
@@ -85,6 +89,12 @@ pub(crate) fn read(headers: &HeaderMap) -> Result<Original, Invalid> {
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) => return Err(Invalid::Missing),
     };
+    from_parts(method, uri)
+}
+
+/// The original request from a method and a URI as a proxy wrote them, by the same rules
+/// whichever way they arrived (headers of `GET /auth`, or Envoy's `CheckRequest`).
+pub(crate) fn from_parts(method: &[u8], uri: &[u8]) -> Result<Original, Invalid> {
     let method = (!method.is_empty() && method.len() <= 32)
         .then(|| Method::from_bytes(method).ok())
         .flatten()
