@@ -189,6 +189,17 @@ impl KeyStore {
         self.inner.snapshot.load().as_ref().is_some_and(|s| Instant::now() < s.usable_until)
     }
 
+    /// How many usable keys the loaded key set holds: 0 before the first fetch, and once the
+    /// set is too old to use.
+    pub fn key_count(&self) -> usize {
+        self.inner
+            .snapshot
+            .load()
+            .as_ref()
+            .filter(|s| Instant::now() < s.usable_until)
+            .map_or(0, |s| s.keys.len())
+    }
+
     /// Fetches keys now if none are loaded, and waits until they are (or the fetch failed).
     ///
     /// Call it at startup to fail fast on a wrong issuer, or in a readiness probe.

@@ -5,10 +5,11 @@ use super::cache::TokenCache;
 use super::issuer::{AltinnAudience, AltinnLifetime, AltinnTokens, Profile, TokenIssuer, altinn_issuer};
 use super::key_store::{KeySource, KeyStore, KeyStoreConfig};
 use super::service::{Config, MaskinportenService, ScopeRule};
+use super::token::MaskinportenToken;
 use super::validate::{AudiencePolicy, Validator};
 use crate::ConfigError;
 use crate::error::check_url;
-use crate::reject::{ProblemResponder, RefusalForm, RejectionResponder};
+use crate::reject::{ProblemResponder, RefusalForm, RejectionKind, RejectionResponder};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::Layer;
@@ -51,6 +52,17 @@ impl MaskinportenLayer {
     /// Every trusted issuer's key store, Maskinporten's first (for readiness).
     pub fn key_stores(&self) -> impl Iterator<Item = (TokenIssuer, &KeyStore)> {
         self.config.profiles.iter().map(|p| (p.kind, &p.keys))
+    }
+
+    /// Checks one token (the part after `Bearer `) exactly as this layer checks a request's:
+    /// shape, header, the issuer's key (fetched from that issuer if not loaded yet), signature,
+    /// claims, then the required scopes. The verified token, or the [`RejectionKind`] the layer
+    /// would refuse the request with. For diagnostics (`altinn-pep explain`) and tools; requests
+    /// go through the layer.
+    ///
+    /// Nothing but the issuer's metadata and keys is fetched; the token itself is sent nowhere.
+    pub async fn check_token(&self, token: &str) -> Result<MaskinportenToken, RejectionKind> {
+        self.config.check_token(token).await
     }
 }
 

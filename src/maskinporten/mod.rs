@@ -17,6 +17,7 @@
 //! | `token.rs` | [`MaskinportenToken`] and the claims it is parsed from |
 //! | `issuer.rs` | who may vouch for a caller: Maskinporten, and Altinn's platform with [`AltinnTokens`]; picking the profile by `iss` |
 //! | `cache.rs` | where tokens are cached: the verified-token cache |
+//! | `unverified.rs` | [`UnverifiedToken`]: what a token says about itself, unchecked, for diagnostics |
 //!
 //! The files import each other in one direction only: `layer` → `service` → `cache` →
 //! `validate` → `jwk` → `algorithm`; `key_store` needs only `jwk`, `validate` also `token`, which
@@ -64,6 +65,7 @@ pub(crate) mod key_store;
 mod layer;
 pub(crate) mod service;
 mod token;
+mod unverified;
 pub(crate) mod validate;
 #[cfg(test)]
 mod wycheproof_tests;
@@ -74,3 +76,4 @@ pub use key_store::{KeyStore, KeyStoreError};
 pub use layer::{MAX_TOKEN_BYTES, MaskinportenLayer, MaskinportenLayerBuilder, PRODUCTION_ISSUER, TEST_ISSUER};
 pub use service::MaskinportenService;
 pub use token::{MaskinportenToken, SYSTEM_USER_TYPE, SystemUserClaim};
+pub use unverified::UnverifiedToken;

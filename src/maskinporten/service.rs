@@ -156,6 +156,22 @@ impl Config {
     }
 }
 
+impl Config {
+    /// One token checked as a request's would be, without a request: the slow path (keys
+    /// fetched when needed), then the route's scopes.
+    pub(crate) async fn check_token(&self, token: &str) -> Result<MaskinportenToken, RejectionKind> {
+        if token.len() > self.header_validator().max_token_bytes {
+            return Err(RejectionKind::MalformedToken);
+        }
+        let token = b64token(token.as_bytes())?;
+        let verified = self.verify_after_fetch(token).await.map_err(|r| r.kind())?;
+        if !self.scopes.allows(&verified) {
+            return Err(RejectionKind::InsufficientScope);
+        }
+        Ok(verified)
+    }
+}
+
 /// Validates the Maskinporten access token of every request.
 ///
 /// On success the request reaches the inner service with a [`MaskinportenToken`] in its

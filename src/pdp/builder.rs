@@ -191,6 +191,7 @@ impl AltinnPdpBuilder {
         let base = platform.as_str().trim_end_matches('/');
         let authorize_url = check_url("platform_url", &format!("{base}/authorization/api/v1/authorize"))?;
         let exchange_url = check_url("platform_url", &format!("{base}/authentication/api/v1/exchange/maskinporten"))?;
+        let resource_registry_url = format!("{base}/resourceregistry/api/v1/resource/");
 
         let subscription_key = match self.subscription_key {
             None => None,
@@ -261,6 +262,7 @@ impl AltinnPdpBuilder {
                     .readiness_question
                     .as_ref()
                     .map_or_else(readiness::default_question, DecisionKey::of),
+                resource_registry_url,
             }),
         })
     }

@@ -83,6 +83,7 @@ mod error;
 mod limiter;
 mod readiness;
 pub(crate) mod request;
+mod resource_registry;
 pub(crate) mod xacml;
 
 pub use breaker::BreakerState;
@@ -186,6 +187,8 @@ struct Inner {
     fresh_credentials: Option<(MaskinportenCredentials, url::Url)>,
     /// What [`AltinnPdp::check_credentials`] asks.
     readiness_question: DecisionKey,
+    /// `{platform}/resourceregistry/api/v1/resource/`, for [`AltinnPdp::check_resource`].
+    resource_registry_url: String,
 }
 
 impl AltinnPdp {

@@ -29,10 +29,12 @@ pub enum CheckStep {
     TokenSource,
     /// One authenticated PDP call (subscription key, the token's scope, a well-formed answer).
     Pdp,
+    /// A resource in Altinn's resource registry ([`AltinnPdp::check_resource`]).
+    Resource,
 }
 
 impl CheckStep {
-    /// The step's name: `discovery`, `grant`, `exchange`, `token_source` or `pdp`.
+    /// The step's name: `discovery`, `grant`, `exchange`, `token_source`, `pdp` or `resource`.
     pub fn as_str(self) -> &'static str {
         match self {
             CheckStep::Discovery => "discovery",
@@ -40,6 +42,7 @@ impl CheckStep {
             CheckStep::Exchange => "exchange",
             CheckStep::TokenSource => "token_source",
             CheckStep::Pdp => "pdp",
+            CheckStep::Resource => "resource",
         }
     }
 }

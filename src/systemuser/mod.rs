@@ -64,5 +64,5 @@ pub(crate) mod target;
 
 pub use layer::{SystemUserLayer, SystemUserLayerBuilder};
 pub use principal::SystemUser;
-pub use service::SystemUserService;
+pub use service::{SystemUserService, require_system_user};
 pub use target::action_for_method;

@@ -3,7 +3,7 @@
 use super::principal::SystemUser;
 use super::target::Target;
 use crate::ResponseFuture;
-use crate::maskinporten::MaskinportenToken;
+use crate::maskinporten::{MaskinportenToken, SystemUserClaim};
 use crate::org::Party;
 use crate::pdp::{AltinnPdp, Decision, DecisionRequest, DecisionSource, PdpError, PdpErrorKind};
 use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
@@ -32,6 +32,13 @@ pub(crate) struct Config {
 }
 
 static MISSING_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// The system-user layer's first check of a verified token, before anything is asked of the
+/// PDP: it must carry a system user ([`RejectionKind::NotASystemUser`] otherwise). For
+/// diagnostics (`altinn-pep explain`); the layer makes this check itself.
+pub fn require_system_user(token: &MaskinportenToken) -> Result<&SystemUserClaim, RejectionKind> {
+    token.system_user().ok_or(RejectionKind::NotASystemUser)
+}
 
 impl Config {
     fn reject(&self, r: Rejection, headers: &HeaderMap) -> Response<Bytes> {
@@ -260,8 +267,9 @@ where
             }
             return ResponseFuture::rejected(config.refuse_early(RejectionKind::LayerMissing, None, &parts.headers));
         };
-        let Some(su) = token.system_user() else {
-            return ResponseFuture::rejected(config.refuse_early(RejectionKind::NotASystemUser, Some(token), &parts.headers));
+        let su = match require_system_user(token) {
+            Ok(su) => su,
+            Err(kind) => return ResponseFuture::rejected(config.refuse_early(kind, Some(token), &parts.headers)),
         };
         let (subject, owner) = (su.id(), Party::Organisation(su.owner_org()));
         let target = &config.target;

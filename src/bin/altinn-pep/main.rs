@@ -5,13 +5,16 @@
 //! ```text
 //! altinn-pep serve --config altinn-pep.toml   # the two listeners, until SIGINT or SIGTERM
 //! altinn-pep check --config altinn-pep.toml   # load and build the configuration, then exit
+//! altinn-pep doctor --config altinn-pep.toml  # check the setup end to end, one line per step
+//! altinn-pep explain --config altinn-pep.toml < token.txt   # what a token is, and its verdict
 //! ```
 //!
 //! Files, one per role: `config.rs` (the TOML file, through the library's configuration types),
 //! `routes.rs` (route templates, one system-user layer per route), `original.rs` (the original
 //! request from the proxy's headers), `decision.rs` (the decision listener), `principal.rs`
 //! (the allowed answer and its headers), `problem.rs` (refusals), `admin.rs` (health,
-//! readiness, metrics), `ext_authz.rs` (the same decision for Envoy and Istio, over gRPC).
+//! readiness, metrics), `ext_authz.rs` (the same decision for Envoy and Istio, over gRPC),
+//! `doctor.rs` (the setup checked end to end), `explain.rs` (a token described and judged).
 //! README: "Protecting an API in any language".
 
 #![forbid(unsafe_code)]
@@ -19,6 +22,8 @@
 mod admin;
 mod config;
 mod decision;
+mod doctor;
+mod explain;
 mod ext_authz;
 mod original;
 mod principal;
@@ -67,12 +72,31 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Check the setup end to end (issuer keys, grant, exchange, PDP call, route resources,
+    /// clock), one line per step; exit status 0 only if all pass.
+    Doctor {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Read a token from standard input and say what it is and, with --config, which rule
+    /// refuses it or that it passes. The token is sent nowhere.
+    Explain {
+        /// The configuration file (TOML) to judge the token by.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The one-shot commands report on standard output; their logs only for errors, unless asked.
+    let default_filter = match cli.command {
+        Command::Doctor { .. } | Command::Explain { .. } => "error",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -87,6 +111,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check { config } => check(&config),
             Command::Serve { config } => serve(&config).await,
+            Command::Doctor { config } => doctor::run(&config).await,
+            Command::Explain { config } => explain::run(config.as_deref()).await,
         }
     })
 }

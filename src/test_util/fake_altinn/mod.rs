@@ -6,11 +6,13 @@
 //! - `xacml.rs`: reading the XACML JSON request into decisions.
 //! - `script.rs`: scripted answers and faults ([`PdpAnswer`]).
 //! - `recorded.rs`: [`RecordedRequest`].
+//! - `resource_registry.rs`: the resource registry's read API.
 
 mod exchange;
 mod openid;
 mod pdp;
 mod recorded;
+mod resource_registry;
 mod script;
 mod xacml;
 
@@ -41,7 +43,7 @@ pub const STATUS_SYNTAX_ERROR: &str = "urn:oasis:names:tc:xacml:1.0:status:synta
 /// XACML status `processing-error`.
 pub const STATUS_PROCESSING_ERROR: &str = "urn:oasis:names:tc:xacml:1.0:status:processing-error";
 
-/// A fake Altinn platform on `http://127.0.0.1:PORT`, with the two endpoints the crate calls.
+/// A fake Altinn platform on `http://127.0.0.1:PORT`, with the endpoints the crate calls.
 ///
 /// **Token exchange**, `GET {platform}/authentication/api/v1/exchange/maskinporten`: needs
 /// `Authorization: Bearer <token>` with a token that the paired
@@ -71,7 +73,14 @@ pub const STATUS_PROCESSING_ERROR: &str = "urn:oasis:names:tc:xacml:1.0:status:p
 /// live wire format (camelCase, `null` members written); attributes sent with
 /// `IncludeInResult: true` are echoed in the result's `category`, as the real PDP does.
 ///
-/// Every request to either endpoint is recorded before it is answered. The handle is cheap to
+/// **Resource registry**, `GET {platform}/resourceregistry/api/v1/resource/{id}`, without
+/// credentials: `200` with the resource's description (its `identifier`, `title`,
+/// `resourceType`, …) for a resource this fake knows, `404` with a problem body otherwise. It
+/// knows `kravogbetaling` and every resource named in a rule ([`permit`](Self::permit),
+/// [`rule`](Self::rule)); [`add_resource`](Self::add_resource) and
+/// [`remove_resource`](Self::remove_resource) change that.
+///
+/// Every request to the exchange and the PDP is recorded before it is answered. The handle is cheap to
 /// clone; the server stops when the last clone is dropped. It never panics on what clients send.
 #[derive(Clone)]
 pub struct FakeAltinn {
@@ -100,6 +109,8 @@ struct AltinnState {
     answers: Mutex<Answers>,
     config: Mutex<Config>,
     issued: Mutex<HashSet<String>>,
+    /// The resource registry's resources.
+    resources: Mutex<HashSet<String>>,
     pdp_requests: Mutex<Vec<RecordedRequest>>,
     exchange_requests: Mutex<Vec<RecordedRequest>>,
     /// Requests for the OpenID discovery document and the JWKS.
@@ -172,6 +183,7 @@ impl FakeAltinn {
                 openid_mode: EndpointMode::Normal,
             }),
             issued: Mutex::new(HashSet::new()),
+            resources: Mutex::new(resource_registry::DEFAULT_RESOURCES.iter().map(|r| (*r).to_owned()).collect()),
             pdp_requests: Mutex::new(Vec::new()),
             exchange_requests: Mutex::new(Vec::new()),
             openid_requests: AtomicUsize::new(0),
@@ -188,6 +200,7 @@ impl FakeAltinn {
                 "/authentication/api/v1/openid/.well-known/openid-configuration/jwks",
                 get(openid::jwks),
             )
+            .route("/resourceregistry/api/v1/resource/{id}", get(resource_registry::resource))
             .with_state(state.clone());
         let guard = bound.serve(router);
         FakeAltinn {
@@ -269,7 +282,19 @@ impl FakeAltinn {
             party: party.into(),
             decision: decision.into(),
         };
+        self.add_resource(resource);
         lock(&self.st().rules).push(rule);
+    }
+
+    /// The resource registry knows `resource` from now on (rules add theirs themselves).
+    pub fn add_resource(&self, resource: &str) {
+        lock(&self.st().resources).insert(resource.to_owned());
+    }
+
+    /// The resource registry answers `404` for `resource` from now on (until a rule or
+    /// [`add_resource`](Self::add_resource) names it again).
+    pub fn remove_resource(&self, resource: &str) {
+        lock(&self.st().resources).remove(resource);
     }
 
     /// Removes every rule.

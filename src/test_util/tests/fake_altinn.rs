@@ -280,3 +280,23 @@ async fn hanging_requests_end_at_shutdown() {
     altinn.shutdown();
     assert_eq!(pending.await.unwrap().unwrap(), 503);
 }
+
+#[tokio::test]
+async fn resource_registry_knows_default_added_and_ruled_resources() {
+    let (_mp, altinn) = fakes("k").await;
+    let url = |id: &str| format!("{}/resourceregistry/api/v1/resource/{id}", altinn.platform_url());
+    let (status, body) = get_json(&url("kravogbetaling")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["identifier"], "kravogbetaling");
+    let (status, body) = get_json(&url("ukjent-ressurs")).await;
+    assert_eq!((status, body["status"].as_u64()), (404, Some(404)));
+    altinn.add_resource("ukjent-ressurs");
+    assert_eq!(get_json(&url("ukjent-ressurs")).await.0, 200);
+    altinn.remove_resource("ukjent-ressurs");
+    assert_eq!(get_json(&url("ukjent-ressurs")).await.0, 404);
+    altinn.permit(Uuid::new_v4(), "read", "skattekort", "310702641");
+    assert_eq!(get_json(&url("skattekort")).await.0, 200);
+    // The fake's answers carry a Date header, as every HTTP server's do (for clock checks).
+    let res = client().get(url("skattekort")).send().await.unwrap();
+    assert!(res.headers().contains_key("date"));
+}
