@@ -93,7 +93,7 @@ struct CheckedMap<'de, A> {
 /// Names seen so far: a short list (a token has a dozen claims), then a hash set, so that a
 /// document with many members costs linear time.
 #[derive(Default)]
-struct Seen<'de> {
+pub(crate) struct Seen<'de> {
     few: Vec<Name<'de>>,
     many: HashSet<Name<'de>>,
 }
@@ -102,7 +102,7 @@ impl<'de> Seen<'de> {
     const FEW: usize = 32;
 
     /// Records `name`; false if it was seen before.
-    fn insert(&mut self, name: Name<'de>) -> bool {
+    pub(crate) fn insert(&mut self, name: Name<'de>) -> bool {
         if self.many.is_empty() {
             if self.few.contains(&name) {
                 return false;
@@ -146,7 +146,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CheckedMap<'de, A> {
 /// A member name, unescaped: borrowed from the text unless it has escapes (serde's own
 /// `Cow<str>` always allocates).
 #[derive(PartialEq, Eq, Hash)]
-struct Name<'de>(Cow<'de, str>);
+pub(crate) struct Name<'de>(pub(crate) Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for Name<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -3,6 +3,7 @@
 use super::issuer::TokenIssuer;
 use crate::org::{OrgNumber, Organisation};
 use crate::reject::RejectionKind;
+use crate::strict_json::{Name, Seen};
 use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -423,28 +424,6 @@ impl<'de> Deserialize<'de> for Entry {
 
 struct EntryVisitor;
 
-/// A member name, borrowed from the payload when it has no escapes.
-struct Name<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Name<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Owned(s.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// A `type` value: a string or `null`; anything else is `Err(())`.
 struct TypeValue<'de>(Result<Option<Cow<'de, str>>, ()>);
 
@@ -526,11 +505,10 @@ impl<'de> Visitor<'de> for EntryVisitor {
         let mut type_twice = false;
         // The system-user members, as the payload spells them (read only for that type).
         let mut values: [Option<&'de RawValue>; 4] = [None; 4];
-        let mut names: Vec<Name<'de>> = Vec::new();
+        let mut names = Seen::default();
         let mut repeated = false;
         while let Some(name) = map.next_key::<Name<'de>>()? {
             let member = Member::of(&name.0);
-            repeated |= names.iter().any(|n| n.0 == name.0);
             match member {
                 Member::Type => {
                     let v = map.next_value::<TypeValue<'de>>()?.0;
@@ -545,7 +523,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
                     values[slot] = Some(map.next_value::<&'de RawValue>()?);
                 }
             }
-            names.push(name);
+            repeated |= !names.insert(name);
         }
         // As serde's derive would read `{"type": ...}`: a repeated or mistyped `type` cannot be
         // read, whatever the entry is.

@@ -107,7 +107,7 @@ impl UnverifiedToken {
             issued_at: c.iat.map(|t| t.0),
             not_before: c.nbf.map(|t| t.0),
             expires_at: c.exp.map(|t| t.0),
-            system_user: token::parse_system_user(c.authorization_details),
+            system_user: c.authorization_details.map_or(Ok(None), token::AuthorizationDetails::system_user),
         })
     }
 
