@@ -69,7 +69,9 @@ impl TokenMac {
 #[derive(Clone)]
 struct CachedToken {
     token: MaskinportenToken,
-    key: Arc<VerifyingKey>,
+    /// The key that verified it, by number ([`VerifyingKey::id`]): a hit costs no reference
+    /// count on the key.
+    key: u64,
     /// The issuer profile whose key store `key` came from.
     profile: u8,
 }
@@ -104,9 +106,9 @@ impl TokenCache {
     }
 
     /// The verified token with this tag, if cached, unexpired and its key still published.
-    pub(crate) fn get(&self, tag: &TokenTag, now: i64, published: impl Fn(u8, &Arc<VerifyingKey>) -> bool) -> Option<MaskinportenToken> {
+    pub(crate) fn get(&self, tag: &TokenTag, now: i64, published: impl Fn(u8, u64) -> bool) -> Option<MaskinportenToken> {
         let hit = self.inner.tokens.get(tag)?;
-        if now >= hit.token.exp_unix() || !published(hit.profile, &hit.key) {
+        if now >= hit.token.exp_unix() || !published(hit.profile, hit.key) {
             self.inner.tokens.remove(tag);
             return None;
         }
@@ -114,7 +116,7 @@ impl TokenCache {
     }
 
     /// Stores a token that passed every check, under its tag.
-    pub(crate) fn insert(&self, tag: TokenTag, verified: &MaskinportenToken, key: Arc<VerifyingKey>, profile: u8) {
+    pub(crate) fn insert(&self, tag: TokenTag, verified: &MaskinportenToken, key: &VerifyingKey, profile: u8) {
         let now = now_unix();
         let last = self.inner.last_sweep.load(Ordering::Relaxed);
         if now - last >= SWEEP_EVERY_SECS
@@ -128,7 +130,7 @@ impl TokenCache {
         }
         let cached = CachedToken {
             token: verified.clone(),
-            key,
+            key: key.id(),
             profile,
         };
         self.inner.tokens.insert(tag, cached);
@@ -188,7 +190,7 @@ mod tests {
         let key = some_key();
         let t = token(now_unix() + 120);
         for i in 0..2_000 {
-            cache.insert(cache.tag(format!("header.payload.signature-{i:064}").as_bytes()).unwrap(), &t, key.clone(), 0);
+            cache.insert(cache.tag(format!("header.payload.signature-{i:064}").as_bytes()).unwrap(), &t, &key, 0);
         }
         assert!(cache.len() <= 100, "{}", cache.len());
         assert!(cache.len() >= 50, "{}", cache.len());
@@ -199,12 +201,12 @@ mod tests {
         let cache = TokenCache::new(100).unwrap();
         let key = some_key();
         for i in 0..10 {
-            cache.insert(cache.tag(format!("expired-{i}").as_bytes()).unwrap(), &token(now_unix() - 1), key.clone(), 0);
+            cache.insert(cache.tag(format!("expired-{i}").as_bytes()).unwrap(), &token(now_unix() - 1), &key, 0);
         }
         assert_eq!(cache.len(), 10);
         // Pretend the last sweep was long ago: the next insert sweeps.
         cache.inner.last_sweep.store(now_unix() - SWEEP_EVERY_SECS, Ordering::Relaxed);
-        cache.insert(cache.tag(b"fresh").unwrap(), &token(now_unix() + 120), key, 0);
+        cache.insert(cache.tag(b"fresh").unwrap(), &token(now_unix() + 120), &key, 0);
         assert_eq!(cache.len(), 1);
     }
 
@@ -232,9 +234,9 @@ mod tests {
         let cache = TokenCache::new(10).unwrap();
         let key = some_key();
         let stored = b"header.payload.signature";
-        cache.insert(cache.tag(stored).unwrap(), &token(now_unix() + 120), key.clone(), 0);
+        cache.insert(cache.tag(stored).unwrap(), &token(now_unix() + 120), &key, 0);
         let now = now_unix();
-        let always = |_: u8, _: &Arc<VerifyingKey>| true;
+        let always = |_: u8, _: u64| true;
         assert!(cache.get(&cache.tag(stored).unwrap(), now, always).is_some());
         assert!(cache.get(&cache.tag(b"header.payload.signaturf").unwrap(), now, always).is_none());
         // A key no longer published drops the entry.

@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 /// One usable signing key.
 pub(crate) struct VerifyingKey {
+    /// Unique in the process: names this very key (the token cache keeps it, not the key).
+    id: u64,
     kid: Box<str>,
     alg: Option<Algorithm>,
     rs256: ParsedPublicKey,
@@ -42,6 +44,12 @@ impl VerifyingKey {
             Algorithm::RS512 => &self.rs512,
         };
         key.verify_sig(message, signature).is_ok()
+    }
+
+    /// This key's number, unique in the process: two keys parsed from the same JWK have
+    /// different numbers.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// The `kid` the key is published under.
@@ -151,7 +159,9 @@ pub(crate) fn parse_jwk(jwk: &serde_json::Value) -> Result<VerifyingKey, &'stati
     }
     let comps = RsaPublicKeyComponents { n, e };
     let parse = |p| comps.to_parsed_public_key(p).map_err(|_| "RSA key rejected");
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     Ok(VerifyingKey {
+        id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         kid: kid.into(),
         alg,
         rs256: parse(&signature::RSA_PKCS1_2048_8192_SHA256)?,

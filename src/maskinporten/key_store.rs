@@ -232,11 +232,12 @@ impl KeyStore {
         set.get(kid).cloned()
     }
 
-    /// Whether `key` is still the key published under its `kid` (used by the token cache).
-    pub(crate) fn still_published(&self, key: &Arc<VerifyingKey>) -> bool {
+    /// Whether the key numbered `id` ([`VerifyingKey::id`]) is still published, in a key set
+    /// still usable (used by the token cache). A key set holds a handful of keys: a scan.
+    pub(crate) fn still_published(&self, id: u64) -> bool {
         let snap = self.inner.snapshot.load();
         snap.as_ref()
-            .is_some_and(|s| Instant::now() < s.usable_until && s.get(key.kid()).is_some_and(|k| Arc::ptr_eq(k, key)))
+            .is_some_and(|s| Instant::now() < s.usable_until && s.keys.values().any(|k| k.id() == id))
     }
 
     /// The key for `kid`, fetching the key set if needed (bounded, rate-limited, shared).

@@ -128,7 +128,7 @@ impl Config {
         };
         let verified = profile.validator.verify(&unverified, &key, now)?;
         if let (Some(cache), Some(tag)) = (&self.cache, tag) {
-            cache.insert(tag, &verified, key, i as u8);
+            cache.insert(tag, &verified, &key, i as u8);
         }
         Ok(Some(verified))
     }
@@ -150,7 +150,7 @@ impl Config {
         if let Some(cache) = &self.cache
             && let Some(tag) = cache.tag(token.as_bytes())
         {
-            cache.insert(tag, &verified, key, i as u8);
+            cache.insert(tag, &verified, &key, i as u8);
         }
         Ok(verified)
     }

@@ -1,7 +1,7 @@
 //! What is asked of the PDP: a system user, an action, a resource and a party.
 
 use std::fmt;
-use std::sync::Arc;
+use smol_str::SmolStr;
 use std::time::SystemTime;
 
 use uuid::Uuid;
@@ -32,7 +32,7 @@ pub enum TargetError {
 /// assert!(ResourceId::new("abc").is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ResourceId(Arc<str>);
+pub struct ResourceId(SmolStr);
 
 impl ResourceId {
     /// The longest id accepted.
@@ -42,7 +42,7 @@ impl ResourceId {
     pub fn new(id: &str) -> Result<Self, TargetError> {
         let ok = (4..=Self::MAX_LEN).contains(&id.len()) && id.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
         if ok {
-            Ok(ResourceId(Arc::from(id)))
+            Ok(ResourceId(SmolStr::new(id)))
         } else {
             Err(TargetError::InvalidResource)
         }
@@ -85,7 +85,7 @@ impl fmt::Debug for ResourceId {
 /// assert!(Action::new("Read").is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Action(Arc<str>);
+pub struct Action(SmolStr);
 
 macro_rules! well_known_actions {
     ($($(#[$doc:meta])* $name:ident = $value:literal;)*) => {
@@ -93,8 +93,7 @@ macro_rules! well_known_actions {
             $(
                 $(#[$doc])*
                 pub fn $name() -> Self {
-                    static CELL: std::sync::OnceLock<Action> = std::sync::OnceLock::new();
-                    CELL.get_or_init(|| Action(Arc::from($value))).clone()
+                    Action(SmolStr::new_static($value))
                 }
             )*
         }
@@ -119,7 +118,7 @@ impl Action {
         let ok = (1..=Self::MAX_LEN).contains(&action.len())
             && action.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b':' | b'-'));
         if ok {
-            Ok(Action(Arc::from(action)))
+            Ok(Action(SmolStr::new(action)))
         } else {
             Err(TargetError::InvalidAction)
         }
@@ -153,7 +152,8 @@ impl fmt::Debug for Action {
 /// What a decision is about: exactly (system user, action, resource, party).
 ///
 /// The decision cache's key and what a multi-request answer is matched by. Cheap to clone: a
-/// UUID, two `Arc<str>`s and a `Copy` party.
+/// UUID, two short strings (kept inline, or shared when long: no reference count touched for
+/// the usual ones) and a `Copy` party.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct DecisionKey {
     pub(crate) subject: Uuid,
