@@ -22,7 +22,7 @@
 use super::jwk::VerifyingKey;
 use super::token::MaskinportenToken;
 use super::validate::now_unix;
-use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::aead::{AES_128_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -39,7 +39,7 @@ impl std::fmt::Debug for TokenTag {
     }
 }
 
-/// A keyed MAC of tokens: AES-256-GCM-SIV (RFC 8452, aws-lc-rs) over the token as associated
+/// A keyed MAC of tokens: AES-128-GCM-SIV (RFC 8452, aws-lc-rs) over the token as associated
 /// data with nothing to encrypt, under a random key of this process.
 ///
 /// The nonce is fixed: GCM-SIV is built to be used so (nonce-misuse resistant, RFC 8452
@@ -51,9 +51,9 @@ impl TokenMac {
     /// A MAC under a fresh random key. `None` only if the operating system's random source
     /// fails; the layer then runs without a token cache.
     fn new() -> Option<Self> {
-        let mut key = [0u8; 32];
+        let mut key = [0u8; 16];
         aws_lc_rs::rand::fill(&mut key).ok()?;
-        let key = UnboundKey::new(&AES_256_GCM_SIV, &key).ok()?;
+        let key = UnboundKey::new(&AES_128_GCM_SIV, &key).ok()?;
         Some(TokenMac(LessSafeKey::new(key)))
     }
 

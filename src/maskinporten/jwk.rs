@@ -53,6 +53,7 @@ impl VerifyingKey {
     }
 
     /// The `kid` the key is published under.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn kid(&self) -> &str {
         &self.kid
     }

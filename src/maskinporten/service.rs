@@ -236,7 +236,8 @@ fn all_b64token_body(s: &[u8]) -> bool {
 }
 
 /// The bytes of `Authorization: Bearer <token>`: one header, the `Bearer` scheme, within the
-/// size cap. Their shape is checked by [`b64token`], unless the token cache has these very bytes.
+/// size cap. Their shape is checked by [`b64token`], unless the token cache has a token with
+/// their tag (these very bytes).
 pub(crate) fn bearer(headers: &HeaderMap, max: usize) -> Result<&[u8], RejectionKind> {
     let mut all = headers.get_all(AUTHORIZATION).iter();
     let value = all.next().ok_or(RejectionKind::MissingToken)?;

@@ -26,7 +26,7 @@ pub struct MaskinportenToken {
 }
 
 pub(crate) struct TokenData {
-    pub issuer: Box<str>,
+    pub issuer: std::sync::Arc<str>,
     pub issuer_kind: TokenIssuer,
     pub scopes: Box<[Box<str>]>,
     pub client_id: Option<Box<str>>,

@@ -36,7 +36,7 @@ pub(crate) enum AudiencePolicy {
 /// The checks that do not depend on the route.
 #[derive(Debug, Clone)]
 pub(crate) struct Validator {
-    pub issuer: Box<str>,
+    pub issuer: std::sync::Arc<str>,
     /// Whose tokens these are: Altinn's carry claims of their own, checked here.
     pub kind: TokenIssuer,
     pub audience: AudiencePolicy,
@@ -130,11 +130,13 @@ impl Validator {
         if h.is_empty() || p.is_empty() || s.is_empty() || !is_b64url(h) || !is_b64url(p) || !is_b64url(s) {
             return Err(RejectionKind::MalformedToken);
         }
-        let mut header_buf = [0u8; 1024];
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(h, &mut header_buf)
-            .map_err(|_| RejectionKind::MalformedToken)?;
-        let header_json = std::str::from_utf8(&header_buf[..n]).map_err(|_| RejectionKind::MalformedToken)?;
+        // A JWS header is some 70 bytes; one of up to 1 KB is read.
+        if base64::decoded_len_estimate(h.len()) > MAX_HEADER_BYTES {
+            return Err(RejectionKind::MalformedToken);
+        }
+        let (mut stack, mut heap) = ([0u8; 256], Vec::new());
+        let header_json = decode_b64url(h, &mut stack, &mut heap).ok_or(RejectionKind::MalformedToken)?;
+        let header_json = std::str::from_utf8(header_json).map_err(|_| RejectionKind::MalformedToken)?;
         let header: RawHeader<'_> = from_str_unique(header_json).map_err(|_| RejectionKind::MalformedToken)?;
         let alg = header
             .alg
@@ -178,21 +180,10 @@ impl Validator {
     /// Verifies the signature with `key`, then the claims. On success the token is verified.
     pub(crate) fn verify(&self, t: &Unverified<'_>, key: &VerifyingKey, now: i64) -> Result<MaskinportenToken, RejectionKind> {
         check_signature(t, key)?;
-        // Decoded on the stack: a Maskinporten payload is about 900 bytes; a larger one (up to
-        // the size cap) goes to the heap.
-        let mut stack = [0u8; PAYLOAD_ON_STACK];
-        let mut heap = Vec::new();
-        let buf = match base64::decoded_len_estimate(t.payload.len()) {
-            n if n <= PAYLOAD_ON_STACK => &mut stack[..],
-            n => {
-                heap.resize(n, 0);
-                &mut heap[..]
-            }
-        };
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(t.payload, buf)
-            .map_err(|_| RejectionKind::MalformedToken)?;
-        let payload = std::str::from_utf8(&buf[..n]).map_err(|_| RejectionKind::MalformedToken)?;
+        // A system-user token's payload is some 650 bytes: decoded on the stack.
+        let (mut stack, mut heap) = ([0u8; 1024], Vec::new());
+        let payload = decode_b64url(t.payload, &mut stack, &mut heap).ok_or(RejectionKind::MalformedToken)?;
+        let payload = std::str::from_utf8(payload).map_err(|_| RejectionKind::MalformedToken)?;
         self.check_claims(payload, now)
     }
 
@@ -288,17 +279,38 @@ impl Validator {
     }
 }
 
-/// The largest decoded payload read from a buffer on the stack.
-const PAYLOAD_ON_STACK: usize = 4096;
+/// The largest JWS header read, decoded.
+const MAX_HEADER_BYTES: usize = 1024;
+
+/// The largest signature read, decoded: RSA-8192's.
+const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// Base64url (no padding) decoded into `stack` if it fits, else into `heap`; `None` if it is not
+/// base64url. Only as much of `stack` is zeroed as the caller declared: a small buffer for the
+/// usual size keeps the cold path from clearing kilobytes it never uses.
+fn decode_b64url<'b>(b64: &str, stack: &'b mut [u8], heap: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    let needed = base64::decoded_len_estimate(b64.len());
+    let buf = if needed <= stack.len() {
+        stack
+    } else {
+        heap.resize(needed, 0);
+        &mut heap[..]
+    };
+    let n = URL_SAFE_NO_PAD.decode_slice(b64, &mut *buf).ok()?;
+    buf.get(..n)
+}
 
 /// Verifies the signature of `t` with `key`. A key whose JWK names an `alg` refuses a token
 /// with another one ([`VerifyingKey::verify`]).
 pub(crate) fn check_signature(t: &Unverified<'_>, key: &VerifyingKey) -> Result<(), RejectionKind> {
-    let mut sig = [0u8; 1024];
-    let n = URL_SAFE_NO_PAD
-        .decode_slice(t.signature, &mut sig)
-        .map_err(|_| RejectionKind::InvalidSignature)?;
-    if !key.verify(t.alg, t.signing_input.as_bytes(), &sig[..n]) {
+    // RSA-2048 signs with 256 bytes, RSA-4096 with 512: on the stack. Up to RSA-8192 (1,024
+    // bytes), the largest key accepted, on the heap.
+    if base64::decoded_len_estimate(t.signature.len()) > MAX_SIGNATURE_BYTES {
+        return Err(RejectionKind::InvalidSignature);
+    }
+    let (mut stack, mut heap) = ([0u8; 512], Vec::new());
+    let sig = decode_b64url(t.signature, &mut stack, &mut heap).ok_or(RejectionKind::InvalidSignature)?;
+    if !key.verify(t.alg, t.signing_input.as_bytes(), sig) {
         return Err(RejectionKind::InvalidSignature);
     }
     Ok(())
