@@ -17,11 +17,11 @@ use super::jwk::VerifyingKey;
 use super::token::{self, MaskinportenToken, RawClaims, TokenData};
 use crate::reject::RejectionKind;
 use crate::strict_json::from_str_unique;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use base64_simd::Out;
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Audience policy.
@@ -134,7 +134,7 @@ impl Validator {
         if base64::decoded_len_estimate(h.len()) > MAX_HEADER_BYTES {
             return Err(RejectionKind::MalformedToken);
         }
-        let (mut stack, mut heap) = ([0u8; 256], Vec::new());
+        let (mut stack, mut heap) = (stack_buf::<256>(), Vec::new());
         let header_json = decode_b64url(h, &mut stack, &mut heap).ok_or(RejectionKind::MalformedToken)?;
         let header_json = std::str::from_utf8(header_json).map_err(|_| RejectionKind::MalformedToken)?;
         let header: RawHeader<'_> = from_str_unique(header_json).map_err(|_| RejectionKind::MalformedToken)?;
@@ -181,7 +181,7 @@ impl Validator {
     pub(crate) fn verify(&self, t: &Unverified<'_>, key: &VerifyingKey, now: i64) -> Result<MaskinportenToken, RejectionKind> {
         check_signature(t, key)?;
         // A system-user token's payload is some 650 bytes: decoded on the stack.
-        let (mut stack, mut heap) = ([0u8; 1024], Vec::new());
+        let (mut stack, mut heap) = (stack_buf::<1024>(), Vec::new());
         let payload = decode_b64url(t.payload, &mut stack, &mut heap).ok_or(RejectionKind::MalformedToken)?;
         let payload = std::str::from_utf8(payload).map_err(|_| RejectionKind::MalformedToken)?;
         self.check_claims(payload, now)
@@ -285,19 +285,24 @@ const MAX_HEADER_BYTES: usize = 1024;
 /// The largest signature read, decoded: RSA-8192's.
 const MAX_SIGNATURE_BYTES: usize = 1024;
 
-/// Base64url (no padding) decoded into `stack` if it fits, else into `heap`; `None` if it is not
-/// base64url. Only as much of `stack` is zeroed as the caller declared: a small buffer for the
-/// usual size keeps the cold path from clearing kilobytes it never uses.
-fn decode_b64url<'b>(b64: &str, stack: &'b mut [u8], heap: &'b mut Vec<u8>) -> Option<&'b [u8]> {
-    let needed = base64::decoded_len_estimate(b64.len());
-    let buf = if needed <= stack.len() {
-        stack
+/// Base64url without padding, decoded into `stack` (not zeroed first) if it fits, else into
+/// `heap`; `None` if it is not canonical base64url (`base64-simd`: SIMD where the CPU has it,
+/// strict about the unused bits of the last character, as the `base64` crate is).
+fn decode_b64url<'b>(b64: &str, stack: &'b mut [MaybeUninit<u8>], heap: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    let codec = base64_simd::URL_SAFE_NO_PAD;
+    let needed = codec.estimated_decoded_length(b64.len());
+    let decoded = if needed <= stack.len() {
+        codec.decode(b64.as_bytes(), Out::from_uninit_slice(stack))
     } else {
         heap.resize(needed, 0);
-        &mut heap[..]
+        codec.decode(b64.as_bytes(), Out::from_slice(&mut heap[..]))
     };
-    let n = URL_SAFE_NO_PAD.decode_slice(b64, &mut *buf).ok()?;
-    buf.get(..n)
+    decoded.ok().map(|d| &*d)
+}
+
+/// An uninitialised buffer of `N` bytes on the stack, for [`decode_b64url`].
+const fn stack_buf<const N: usize>() -> [MaybeUninit<u8>; N] {
+    [const { MaybeUninit::uninit() }; N]
 }
 
 /// Verifies the signature of `t` with `key`. A key whose JWK names an `alg` refuses a token
@@ -308,7 +313,7 @@ pub(crate) fn check_signature(t: &Unverified<'_>, key: &VerifyingKey) -> Result<
     if base64::decoded_len_estimate(t.signature.len()) > MAX_SIGNATURE_BYTES {
         return Err(RejectionKind::InvalidSignature);
     }
-    let (mut stack, mut heap) = ([0u8; 512], Vec::new());
+    let (mut stack, mut heap) = (stack_buf::<512>(), Vec::new());
     let sig = decode_b64url(t.signature, &mut stack, &mut heap).ok_or(RejectionKind::InvalidSignature)?;
     if !key.verify(t.alg, t.signing_input.as_bytes(), sig) {
         return Err(RejectionKind::InvalidSignature);
@@ -332,6 +337,40 @@ pub(crate) fn now_unix() -> i64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    #[test]
+    fn the_decoder_reads_exactly_what_the_base64_crate_reads() {
+        // Every length around the stack buffer's size, and a few shapes of bad input: the SIMD
+        // decoder and the `base64` crate (strict, no padding) agree on each.
+        let mut inputs: Vec<String> = Vec::new();
+        for len in [0, 1, 2, 3, 4, 5, 31, 32, 33, 255, 256, 257, 340, 341, 342, 343, 700, 1500] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+            let good = URL_SAFE_NO_PAD.encode(&bytes);
+            inputs.push(good.clone());
+            inputs.push(format!("{good}="));
+            inputs.push(format!("{good}A"));
+            if let Some(last) = good.chars().last() {
+                // The unused low bits of the last character set: not canonical.
+                let mut flipped = good.clone();
+                flipped.pop();
+                let i = base64::alphabet::URL_SAFE.as_str().find(last).unwrap();
+                flipped.push(base64::alphabet::URL_SAFE.as_str().as_bytes()[i ^ 1] as char);
+                inputs.push(flipped);
+            }
+            inputs.push(good.replacen('A', "+", 1));
+            inputs.push(good.replacen('A', "/", 1));
+        }
+        for input in inputs {
+            for stack_len in [0usize, 16, 256] {
+                let mut stack = vec![MaybeUninit::uninit(); stack_len];
+                let mut heap = Vec::new();
+                let ours = decode_b64url(&input, &mut stack, &mut heap).map(<[u8]>::to_vec);
+                assert_eq!(ours, URL_SAFE_NO_PAD.decode(&input).ok(), "{input:?} (stack {stack_len})");
+            }
+        }
+    }
 
     #[test]
     fn b64url_alphabet() {
