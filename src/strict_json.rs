@@ -108,6 +108,10 @@ impl<'de> Seen<'de> {
                 return false;
             }
             if self.few.len() < Self::FEW {
+                if self.few.capacity() == 0 {
+                    // One allocation for the usual document, not four as the list grows.
+                    self.few.reserve_exact(Self::FEW);
+                }
                 self.few.push(name);
                 return true;
             }
@@ -143,8 +147,8 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CheckedMap<'de, A> {
     }
 }
 
-/// A member name, unescaped: borrowed from the text unless it has escapes (serde's own
-/// `Cow<str>` always allocates).
+/// A member name (or any string), unescaped: borrowed from the text unless it has escapes
+/// (serde's own `Cow<str>` always allocates).
 #[derive(PartialEq, Eq, Hash)]
 pub(crate) struct Name<'de>(pub(crate) Cow<'de, str>);
 

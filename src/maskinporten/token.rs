@@ -271,6 +271,38 @@ impl<'de> Deserialize<'de> for OneOrMany<String> {
     }
 }
 
+/// The same for strings borrowed from the payload where they have no escapes (a UUID never
+/// does): no allocation per string.
+impl<'de: 'a, 'a> Deserialize<'de> for OneOrMany<Name<'a>> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextOrSeq;
+        impl<'de> Visitor<'de> for TextOrSeq {
+            type Value = OneOrMany<Name<'de>>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(OneOrMany::One(Name(Cow::Borrowed(s))))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(OneOrMany::One(Name(Cow::Owned(s.to_owned()))))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+                while let Some(s) = seq.next_element::<Name<'de>>()? {
+                    all.push(s);
+                }
+                Ok(OneOrMany::Many(all))
+            }
+        }
+        d.deserialize_any(TextOrSeq)
+    }
+}
+
 impl<T> OneOrMany<T> {
     pub(crate) fn into_vec(self) -> Vec<T> {
         match self {
@@ -304,7 +336,8 @@ impl RawOrg<'_> {
 
 #[derive(Deserialize)]
 struct RawSystemUser<'a> {
-    systemuser_id: Option<OneOrMany<String>>,
+    #[serde(borrow)]
+    systemuser_id: Option<OneOrMany<Name<'a>>>,
     #[serde(borrow)]
     systemuser_org: Option<RawOrg<'a>>,
     system_id: Option<String>,
@@ -602,7 +635,7 @@ impl<'a> RawSystemUser<'a> {
             .systemuser_id?
             .into_vec()
             .iter()
-            .map(|s| Uuid::try_parse(s).ok().filter(|u| !u.is_nil()))
+            .map(|s| Uuid::try_parse(&s.0).ok().filter(|u| !u.is_nil()))
             .collect::<Option<_>>()?;
         if ids.is_empty() || ids.len() > 16 {
             return None;
