@@ -179,8 +179,8 @@ pub(crate) fn benchmarking() -> bool {
 /// ratios is printed with the median time per iteration of each. Robust to a noisy machine:
 /// anything that slows one round slows both halves of it.
 pub(crate) fn ratio(name: &str, mut baseline: impl FnMut(u64) -> Duration, mut ours: impl FnMut(u64) -> Duration) -> f64 {
-    const ROUNDS: usize = 31;
-    let round = Duration::from_millis(20);
+    const ROUNDS: usize = 201;
+    let round = Duration::from_millis(5);
     let mut iters = 16u64;
     while ours(iters) < round / 2 && iters < 1 << 24 {
         iters *= 2;
