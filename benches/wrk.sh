@@ -2,37 +2,61 @@
 # The layers' cost measured from outside: wrk against one server (examples/wrk_target.rs) with
 # the same trivial handler on /open (no layers) and /protected (both layers; token and decision
 # cached), both sent the same system-user token. The runs alternate, ROUNDS times each; the
-# script prints each run and the ratio of the medians (protected / open).
+# script prints each run (requests/s, and the server's CPU time per request from
+# /proc/PID/stat) and the ratios of the medians (protected / open).
 #
-#   bash benches/wrk.sh                       # THREADS=1 CONNECTIONS=16 DURATION=10s ROUNDS=3
+#   bash benches/wrk.sh          # THREADS=1 CONNECTIONS=16 DURATION=10s ROUNDS=5 WORKERS=2
 #
-# Needs wrk (apt-get install -y wrk). Everything runs on 127.0.0.1.
+# WORKERS is the server's number of Tokio worker threads. Installs wrk (Debian's package) if it
+# is missing and apt-get can. Everything runs on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null 2>&1 || { echo "benches/wrk.sh needs wrk: apt-get install -y wrk" >&2; exit 1; }
+if ! command -v wrk >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+  fi
+  command -v wrk >/dev/null 2>&1 || { echo "benches/wrk.sh needs wrk: apt-get install -y wrk" >&2; exit 1; }
+fi
 THREADS=${THREADS:-1}
 CONNECTIONS=${CONNECTIONS:-16}
 DURATION=${DURATION:-10s}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
+WORKERS=${WORKERS:-2}
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --features test-util,axum --example wrk_target
 out=$(mktemp)
-"$target/release/examples/wrk_target" >"$out" 2>/dev/null &
+WORKERS=$WORKERS "$target/release/examples/wrk_target" >"$out" 2>/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$out"' EXIT
 for _ in $(seq 1 100); do grep -q '^TOKEN=' "$out" && break; sleep 0.1; done
 addr=$(sed -n 's/^ADDR=//p' "$out")
 token=$(sed -n 's/^TOKEN=//p' "$out")
 [ -n "$addr" ] && [ -n "$token" ] || { echo "the server did not start" >&2; exit 1; }
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, token of ${#token} bytes, $ROUNDS rounds each, alternating"
-rps() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "Authorization: Bearer $token" "http://$addr$1" | awk '/Requests\/sec/ {print $2}'; }
+tick=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, token of ${#token} bytes, server with $WORKERS worker thread(s), $ROUNDS rounds each, alternating"
+# One run: prints "<requests/s> <server CPU µs per request>".
+run() {
+  local before after res
+  before=$(cpu)
+  res=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "Authorization: Bearer $token" "http://$addr$1")
+  after=$(cpu)
+  echo "$res" | awk -v b="$before" -v a="$after" -v t="$tick" '
+    /requests in/ {n=$1}
+    /Requests\/sec/ {r=$2}
+    END {printf "%s %.2f\n", r, (a - b) / t * 1e6 / n}'
+}
 wrk -t1 -c4 -d2s -H "Authorization: Bearer $token" "http://$addr/open" >/dev/null
-open=(); protected=()
+wrk -t1 -c4 -d2s -H "Authorization: Bearer $token" "http://$addr/protected" >/dev/null
+open=(); protected=(); open_cpu=(); protected_cpu=()
 for i in $(seq 1 "$ROUNDS"); do
-  o=$(rps /open); p=$(rps /protected)
-  echo "round $i: /open $o req/s, /protected $p req/s"
-  open+=("$o"); protected+=("$p")
+  read -r o oc < <(run /open)
+  read -r p pc < <(run /protected)
+  echo "round $i: /open $o req/s ($oc µs CPU/request), /protected $p req/s ($pc µs CPU/request)"
+  open+=("$o"); protected+=("$p"); open_cpu+=("$oc"); protected_cpu+=("$pc")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mo=$(median "${open[@]}"); mp=$(median "${protected[@]}")
-awk -v o="$mo" -v p="$mp" 'BEGIN {printf "RATIO protected / open (median requests/s): %.0f / %.0f = %.3f\n", p, o, p/o}'
+moc=$(median "${open_cpu[@]}"); mpc=$(median "${protected_cpu[@]}")
+awk -v o="$mo" -v p="$mp" 'BEGIN {printf "RATIO throughput protected / open (median requests/s): %.0f / %.0f = %.3f (target >= 0.95)\n", p, o, p/o}'
+awk -v o="$moc" -v p="$mpc" 'BEGIN {printf "RATIO server CPU per request protected / open (median): %.2f / %.2f µs = %.3f (the layers: +%.2f µs)\n", p, o, p/o, p-o}'

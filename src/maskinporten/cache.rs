@@ -190,7 +190,12 @@ mod tests {
         let key = some_key();
         let t = token(now_unix() + 120);
         for i in 0..2_000 {
-            cache.insert(cache.tag(format!("header.payload.signature-{i:064}").as_bytes()).unwrap(), &t, &key, 0);
+            cache.insert(
+                cache.tag(format!("header.payload.signature-{i:064}").as_bytes()).unwrap(),
+                &t,
+                &key,
+                0,
+            );
         }
         assert!(cache.len() <= 100, "{}", cache.len());
         assert!(cache.len() >= 50, "{}", cache.len());
@@ -201,7 +206,12 @@ mod tests {
         let cache = TokenCache::new(100).unwrap();
         let key = some_key();
         for i in 0..10 {
-            cache.insert(cache.tag(format!("expired-{i}").as_bytes()).unwrap(), &token(now_unix() - 1), &key, 0);
+            cache.insert(
+                cache.tag(format!("expired-{i}").as_bytes()).unwrap(),
+                &token(now_unix() - 1),
+                &key,
+                0,
+            );
         }
         assert_eq!(cache.len(), 10);
         // Pretend the last sweep was long ago: the next insert sweeps.

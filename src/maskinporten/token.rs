@@ -717,7 +717,11 @@ mod tests {
             su(r#"[{"type":"urn:altinn:consent","systemuser_id":5,"systemuser_org":[],"system_id":{}}]"#),
             Ok(None)
         );
-        assert!(su(&format!(r#"[{{"type":"urn:altinn:consent","x":1,"x":2}},{good}]"#)).unwrap().is_some());
+        assert!(
+            su(&format!(r#"[{{"type":"urn:altinn:consent","x":1,"x":2}},{good}]"#))
+                .unwrap()
+                .is_some()
+        );
         // `type` given last is still read; escapes in names and values are read unescaped.
         let last = r#"{"systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"],"systemuser_org":{"ID":"0192:310702641"},"system_id":"x","type":"urn:altinn:systemuser"}"#;
         assert!(su(last).unwrap().is_some());
@@ -735,7 +739,10 @@ mod tests {
         assert_eq!(su(&format!("[{bad_su},1]")), Err(RejectionKind::InvalidSystemUser));
         assert_eq!(su(&format!("[1,{bad_su}]")), Err(RejectionKind::InvalidClaims));
         assert_eq!(su(&format!("[{good},{good},1]")), Err(RejectionKind::InvalidSystemUser));
-        assert_eq!(su(&format!(r#"[{good},{{"type":"a","type":"b"}}]"#)), Err(RejectionKind::InvalidClaims));
+        assert_eq!(
+            su(&format!(r#"[{good},{{"type":"a","type":"b"}}]"#)),
+            Err(RejectionKind::InvalidClaims)
+        );
         // Malformed JSON anywhere is the payload's problem.
         let raw: Result<Box<RawValue>, _> = serde_json::from_str(&format!("[{good},"));
         assert!(raw.is_err());

@@ -1,7 +1,7 @@
 //! What is asked of the PDP: a system user, an action, a resource and a party.
 
-use std::fmt;
 use smol_str::SmolStr;
+use std::fmt;
 use std::time::SystemTime;
 
 use uuid::Uuid;
