@@ -21,6 +21,7 @@ use serde::de::value::{BorrowedStrDeserializer, StrDeserializer};
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, forward_to_deserialize_any};
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
@@ -90,11 +91,11 @@ struct CheckedMap<'de, A> {
     seen: Seen<'de>,
 }
 
-/// Names seen so far: a short list (a token has a dozen claims), then a hash set, so that a
-/// document with many members costs linear time.
+/// Names seen so far: a short list kept inline (a token has a dozen claims: no allocation),
+/// then a hash set, so that a document with many members costs linear time.
 #[derive(Default)]
 pub(crate) struct Seen<'de> {
-    few: Vec<Name<'de>>,
+    few: SmallVec<[Name<'de>; Seen::FEW]>,
     many: HashSet<Name<'de>>,
 }
 
@@ -108,10 +109,6 @@ impl<'de> Seen<'de> {
                 return false;
             }
             if self.few.len() < Self::FEW {
-                if self.few.capacity() == 0 {
-                    // One allocation for the usual document, not four as the list grows.
-                    self.few.reserve_exact(Self::FEW);
-                }
                 self.few.push(name);
                 return true;
             }
@@ -147,18 +144,19 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CheckedMap<'de, A> {
     }
 }
 
-/// A member name (or any string), unescaped: borrowed from the text unless it has escapes
-/// (serde's own `Cow<str>` always allocates).
+/// A member name (or any string), unescaped: borrowed from the text unless it has escapes.
+/// Serde's own `Cow<str>` always allocates, also under `#[serde(borrow)]` when it is inside an
+/// `Option`: string claims and header members are read as `Option<Name>` instead.
 #[derive(PartialEq, Eq, Hash)]
 pub(crate) struct Name<'de>(pub(crate) Cow<'de, str>);
 
-impl<'de> Deserialize<'de> for Name<'de> {
+impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct NameVisitor;
         impl<'de> Visitor<'de> for NameVisitor {
             type Value = Name<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
+                f.write_str("a string")
             }
             fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Name<'de>, E> {
                 Ok(Name(Cow::Borrowed(s)))
@@ -168,6 +166,14 @@ impl<'de> Deserialize<'de> for Name<'de> {
             }
         }
         d.deserialize_str(NameVisitor)
+    }
+}
+
+impl std::ops::Deref for Name<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
     }
 }
 

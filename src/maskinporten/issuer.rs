@@ -11,7 +11,6 @@
 //! verifies a token naming the other, and an `iss` outside the set is refused (`wrong-issuer`)
 //! before any key is fetched.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use serde::Deserialize;
 use super::key_store::KeyStore;
 use super::validate::Validator;
 use crate::reject::RejectionKind;
-use crate::strict_json::from_str_unique;
+use crate::strict_json::{Name, from_str_unique};
 
 /// Which issuer vouched for a caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -196,7 +195,7 @@ pub(crate) struct Profile {
 #[derive(Deserialize)]
 struct IssOnly<'a> {
     #[serde(borrow)]
-    iss: Option<Cow<'a, str>>,
+    iss: Option<Name<'a>>,
 }
 
 /// The profile for the token whose payload (base64url) is `payload`: the one whose issuer its

@@ -187,15 +187,15 @@ impl SystemUserClaim {
 pub(crate) struct RawClaims<'a> {
     // Borrowed from the payload when unescaped: these are only compared or split, never kept.
     #[serde(borrow)]
-    pub iss: Option<Cow<'a, str>>,
+    pub iss: Option<Name<'a>>,
     pub exp: Option<NumericDate>,
     pub iat: Option<NumericDate>,
     pub nbf: Option<NumericDate>,
     pub aud: Option<OneOrMany<String>>,
     #[serde(borrow)]
-    pub scope: Option<Cow<'a, str>>,
+    pub scope: Option<Name<'a>>,
     #[serde(borrow)]
-    pub token_type: Option<Cow<'a, str>>,
+    pub token_type: Option<Name<'a>>,
     pub client_id: Option<String>,
     pub client_amr: Option<String>,
     pub jti: Option<String>,
@@ -207,10 +207,10 @@ pub(crate) struct RawClaims<'a> {
     pub authorization_details: Option<AuthorizationDetails>,
     /// Altinn tokens: the vendor's organisation number.
     #[serde(borrow, rename = "urn:altinn:orgNumber")]
-    pub altinn_org_number: Option<Cow<'a, str>>,
+    pub altinn_org_number: Option<Name<'a>>,
     /// Altinn tokens: how the caller authenticated (`maskinporten` for a system user).
     #[serde(borrow, rename = "urn:altinn:authenticatemethod")]
-    pub altinn_authenticate_method: Option<Cow<'a, str>>,
+    pub altinn_authenticate_method: Option<Name<'a>>,
     /// Altinn tokens: the authentication level (an integer; 3 for a system user).
     #[serde(rename = "urn:altinn:authlevel")]
     pub altinn_auth_level: Option<u64>,
@@ -303,6 +303,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for OneOrMany<Name<'a>> {
     }
 }
 
+impl OneOrMany<String> {
+    /// The strings as the token keeps them: one allocation for the list, none per string
+    /// (each is already exactly as long as its text).
+    pub(crate) fn into_boxed_strs(self) -> Box<[Box<str>]> {
+        match self {
+            OneOrMany::One(s) => Box::new([s.into_boxed_str()]),
+            OneOrMany::Many(v) => v.into_iter().map(String::into_boxed_str).collect(),
+        }
+    }
+}
+
 impl<T> OneOrMany<T> {
     pub(crate) fn into_vec(self) -> Vec<T> {
         match self {
@@ -316,11 +327,11 @@ impl<T> OneOrMany<T> {
 pub(crate) struct RawOrg<'a> {
     // Borrowed from the payload when unescaped: only read to build the `Organisation`.
     #[serde(borrow)]
-    authority: Option<Cow<'a, str>>,
+    authority: Option<Name<'a>>,
     #[serde(rename = "ID", borrow)]
-    id_upper: Option<Cow<'a, str>>,
+    id_upper: Option<Name<'a>>,
     #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<Name<'a>>,
 }
 
 impl RawOrg<'_> {
@@ -631,14 +642,18 @@ impl<'a> RawSystemUser<'a> {
     }
 
     fn into_claim(self) -> Option<SystemUserClaim> {
-        let ids: Vec<Uuid> = self
-            .systemuser_id?
-            .into_vec()
-            .iter()
-            .map(|s| Uuid::try_parse(&s.0).ok().filter(|u| !u.is_nil()))
-            .collect::<Option<_>>()?;
-        if ids.is_empty() || ids.len() > 16 {
+        let names = self.systemuser_id?;
+        let names: &[Name<'_>] = match &names {
+            OneOrMany::One(n) => std::slice::from_ref(n),
+            OneOrMany::Many(v) => v,
+        };
+        if names.is_empty() || names.len() > 16 {
             return None;
+        }
+        // Exactly as many as named: one allocation, no growing and shrinking.
+        let mut ids = Vec::with_capacity(names.len());
+        for n in names {
+            ids.push(Uuid::try_parse(&n.0).ok().filter(|u| !u.is_nil())?);
         }
         let owner = self.systemuser_org?.parse()?;
         let owner_org = owner.org_number()?;
@@ -648,7 +663,7 @@ impl<'a> RawSystemUser<'a> {
             r => r.map(Into::into),
         };
         Some(SystemUserClaim {
-            ids: ids.into(),
+            ids: ids.into_boxed_slice(),
             owner,
             owner_org,
             system_id: system_id.into(),

@@ -2,7 +2,6 @@
 //! diagnostics (`altinn-pep explain`). The verdict on a token is
 //! [`MaskinportenLayer::check_token`](super::MaskinportenLayer::check_token)'s alone.
 
-use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -14,7 +13,7 @@ use super::token::{self, OneOrMany, RawClaims, SystemUserClaim};
 use super::validate::MAX_NUMERIC_DATE;
 use crate::org::Organisation;
 use crate::reject::RejectionKind;
-use crate::strict_json::from_str_unique;
+use crate::strict_json::{Name, from_str_unique};
 
 /// The header and claims of a token, decoded but **not verified**: anyone can write a token
 /// that says anything. For showing a person what a token claims to be; never for access
@@ -55,11 +54,11 @@ pub struct UnverifiedToken {
 #[derive(Deserialize)]
 struct Header<'a> {
     #[serde(borrow)]
-    alg: Option<Cow<'a, str>>,
+    alg: Option<Name<'a>>,
     #[serde(borrow)]
-    kid: Option<Cow<'a, str>>,
+    kid: Option<Name<'a>>,
     #[serde(borrow)]
-    typ: Option<Cow<'a, str>>,
+    typ: Option<Name<'a>>,
 }
 
 /// Base64url-decoded UTF-8 text of one part of a compact JWS.
@@ -88,10 +87,10 @@ impl UnverifiedToken {
         let payload = part(p)?;
         let c: RawClaims<'_> = from_str_unique(&payload).map_err(|_| RejectionKind::InvalidClaims)?;
         Ok(UnverifiedToken {
-            algorithm: header.alg.map(Cow::into_owned),
-            key_id: header.kid.map(Cow::into_owned),
-            token_type: header.typ.map(Cow::into_owned),
-            issuer: c.iss.map(Cow::into_owned),
+            algorithm: header.alg.map(|n| n.0.into_owned()),
+            key_id: header.kid.map(|n| n.0.into_owned()),
+            token_type: header.typ.map(|n| n.0.into_owned()),
+            issuer: c.iss.map(|n| n.0.into_owned()),
             client_id: c.client_id,
             consumer: token::parse_org(c.consumer).ok().flatten(),
             scopes: c

@@ -16,11 +16,11 @@ use super::issuer::TokenIssuer;
 use super::jwk::VerifyingKey;
 use super::token::{self, MaskinportenToken, RawClaims, TokenData};
 use crate::reject::RejectionKind;
-use crate::strict_json::from_str_unique;
+use crate::strict_json::{Name, from_str_unique};
 use base64_simd::Out;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use std::borrow::Cow;
+use smol_str::SmolStr;
 use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -55,7 +55,7 @@ impl Validator {
 /// A token whose shape and header passed; the signature is not checked yet.
 pub(crate) struct Unverified<'a> {
     pub alg: Algorithm,
-    pub kid: Box<str>,
+    pub kid: SmolStr,
     signing_input: &'a str,
     signature: &'a str,
     payload: &'a str,
@@ -75,11 +75,11 @@ impl<'de> Deserialize<'de> for Present {
 #[derive(Deserialize)]
 struct RawHeader<'a> {
     #[serde(borrow)]
-    alg: Option<Cow<'a, str>>,
+    alg: Option<Name<'a>>,
     #[serde(borrow)]
-    kid: Option<Cow<'a, str>>,
+    kid: Option<Name<'a>>,
     #[serde(borrow)]
-    typ: Option<Cow<'a, str>>,
+    typ: Option<Name<'a>>,
     #[serde(default)]
     jku: Present,
     #[serde(default)]
@@ -167,7 +167,8 @@ impl Validator {
             .kid
             .filter(|k| !k.is_empty() && k.len() <= 256)
             .ok_or(RejectionKind::UnsupportedTokenHeader)?;
-        let kid: Box<str> = kid.into();
+        // A `kid` of up to 23 bytes is kept inline.
+        let kid = SmolStr::new(&*kid);
         Ok(Unverified {
             alg,
             kid,
@@ -226,9 +227,9 @@ impl Validator {
         {
             return Err(RejectionKind::TokenLifetimeTooLong);
         }
-        let audience: Vec<String> = c.aud.map(token::OneOrMany::into_vec).unwrap_or_default();
+        let audience: Box<[Box<str>]> = c.aud.map(token::OneOrMany::into_boxed_strs).unwrap_or_default();
         let aud_ok = match &self.audience {
-            AudiencePolicy::Unrestricted => audience.is_empty() || (audience.len() == 1 && audience[0] == "unspecified"),
+            AudiencePolicy::Unrestricted => audience.is_empty() || (audience.len() == 1 && &*audience[0] == "unspecified"),
             AudiencePolicy::Require(want) => audience.iter().any(|a| want.iter().any(|w| **w == **a)),
         };
         if !aud_ok {
@@ -273,7 +274,7 @@ impl Validator {
             jti: c.jti.map(Into::into),
             issued_at: iat,
             expires_at: exp,
-            audience: audience.into_iter().map(Into::into).collect(),
+            audience,
             system_user,
         }))
     }
@@ -370,6 +371,44 @@ pub(crate) mod tests {
                 assert_eq!(ours, URL_SAFE_NO_PAD.decode(&input).ok(), "{input:?} (stack {stack_len})");
             }
         }
+    }
+
+    #[test]
+    fn escaped_claims_and_header_members_read_as_their_plain_spelling() {
+        // Strings are borrowed from the payload unless they have escapes: both spellings of
+        // every string the checks compare must give the same result.
+        let now = now_unix();
+        let plain = format!(
+            r#"{{"iss":"https://test.maskinporten.no/","scope":"a:b c:d","token_type":"Bearer","exp":{},"iat":{now},"client_id":"cid","jti":"j1","consumer":{{"authority":"iso6523-actorid-upis","ID":"0192:310702641"}}}}"#,
+            now + 60
+        );
+        let escaped = plain
+            .replace("https://", r"https:\/\/")
+            .replace("a:b c:d", r"a:b\u0020c:d")
+            .replace(r#""Bearer""#, r#""Be\u0061rer""#)
+            .replace(r#""cid""#, r#""c\u0069d""#)
+            .replace("0192:", r"0192\u003a");
+        assert_ne!(plain, escaped);
+        for payload in [&plain, &escaped] {
+            let t = v().check_claims(payload, now).unwrap_or_else(|k| panic!("{k:?}: {payload}"));
+            assert_eq!(t.issuer(), "https://test.maskinporten.no/");
+            assert_eq!(t.scopes().collect::<Vec<_>>(), ["a:b", "c:d"], "{payload}");
+            assert_eq!(t.client_id(), Some("cid"));
+            assert_eq!(t.jti(), Some("j1"));
+            assert_eq!(
+                t.consumer().and_then(|o| o.org_number()).map(|o| o.to_string()).as_deref(),
+                Some("310702641")
+            );
+        }
+        // A wrong issuer is wrong in either spelling.
+        let other = escaped.replace("test.maskinporten", "maskinporten");
+        assert_eq!(v().check_claims(&other, now).err(), Some(RejectionKind::WrongIssuer));
+        // Header members too.
+        let check = |h: &str| v().parse(&tok(h)).map(|u| (u.alg, u.kid.to_string()));
+        assert_eq!(
+            check(r#"{"\u0061lg":"RS\u0032\u0035\u0036","kid":"k\u002f1","typ":"J\u0057T"}"#),
+            Ok((Algorithm::RS256, "k/1".into()))
+        );
     }
 
     #[test]
