@@ -105,7 +105,10 @@ fn main() {
     g.finish();
     if common::benchmarking() {
         let r = common::ratio("cold validation (cache insert included) / bare RSA verify", &mut bare, &mut ours);
-        println!("TARGET cold <= 1.2x bare RSA: {}", if r <= 1.2 { "met" } else { "MISSED" });
+        println!(
+            "TARGET cold <= 1.2x bare RSA (the larger of the two summaries): {}",
+            if r <= 1.2 { "met" } else { "MISSED" }
+        );
         common::ratio("cold validation (cache off) / bare RSA verify", &mut bare, &mut ours_uncached);
     }
     c.final_summary();
