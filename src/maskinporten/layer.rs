@@ -458,6 +458,12 @@ impl MaskinportenLayerBuilder {
             });
         }
         let cache = (self.cache_capacity > 0).then(|| TokenCache::new(self.cache_capacity)).flatten();
+        if self.cache_capacity > 0 && cache.is_none() {
+            tracing::warn!(
+                target: "altinn_systemuser",
+                "no key for the token cache could be drawn from the operating system's random source: every token is verified"
+            );
+        }
         Ok(MaskinportenLayer {
             config: Arc::new(Config {
                 profiles: profiles.into(),

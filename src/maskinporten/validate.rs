@@ -131,7 +131,7 @@ impl Validator {
             return Err(RejectionKind::MalformedToken);
         }
         // A JWS header is some 70 bytes; one of up to 1 KB is read.
-        if base64::decoded_len_estimate(h.len()) > MAX_HEADER_BYTES {
+        if decoded_len(h.len()).is_none_or(|n| n > MAX_HEADER_BYTES) {
             return Err(RejectionKind::MalformedToken);
         }
         let (mut stack, mut heap) = (stack_buf::<256>(), Vec::new());
@@ -291,7 +291,7 @@ const MAX_SIGNATURE_BYTES: usize = 1024;
 /// strict about the unused bits of the last character, as the `base64` crate is).
 fn decode_b64url<'b>(b64: &str, stack: &'b mut [MaybeUninit<u8>], heap: &'b mut Vec<u8>) -> Option<&'b [u8]> {
     let codec = base64_simd::URL_SAFE_NO_PAD;
-    let needed = codec.estimated_decoded_length(b64.len());
+    let needed = decoded_len(b64.len())?;
     let decoded = if needed <= stack.len() {
         codec.decode(b64.as_bytes(), Out::from_uninit_slice(stack))
     } else {
@@ -299,6 +299,22 @@ fn decode_b64url<'b>(b64: &str, stack: &'b mut [MaybeUninit<u8>], heap: &'b mut 
         codec.decode(b64.as_bytes(), Out::from_slice(&mut heap[..]))
     };
     decoded.ok().map(|d| &*d)
+}
+
+/// The exact length of `n` characters of unpadded base64url, decoded; `None` for a length no
+/// base64 has (`n % 4 == 1`).
+const fn decoded_len(n: usize) -> Option<usize> {
+    match n % 4 {
+        0 => Some(n / 4 * 3),
+        1 => None,
+        r => Some(n / 4 * 3 + r - 1),
+    }
+}
+
+/// Whether a signature of `b64_len` characters is one we read at all: at most
+/// [`MAX_SIGNATURE_BYTES`] decoded (RSA-8192's 1,024 bytes are 1,366 characters).
+fn signature_fits(b64_len: usize) -> bool {
+    decoded_len(b64_len).is_some_and(|n| n <= MAX_SIGNATURE_BYTES)
 }
 
 /// An uninitialised buffer of `N` bytes on the stack, for [`decode_b64url`].
@@ -311,7 +327,7 @@ const fn stack_buf<const N: usize>() -> [MaybeUninit<u8>; N] {
 pub(crate) fn check_signature(t: &Unverified<'_>, key: &VerifyingKey) -> Result<(), RejectionKind> {
     // RSA-2048 signs with 256 bytes, RSA-4096 with 512: on the stack. Up to RSA-8192 (1,024
     // bytes), the largest key accepted, on the heap.
-    if base64::decoded_len_estimate(t.signature.len()) > MAX_SIGNATURE_BYTES {
+    if !signature_fits(t.signature.len()) {
         return Err(RejectionKind::InvalidSignature);
     }
     let (mut stack, mut heap) = (stack_buf::<512>(), Vec::new());
@@ -409,6 +425,29 @@ pub(crate) mod tests {
             check(r#"{"\u0061lg":"RS\u0032\u0035\u0036","kid":"k\u002f1","typ":"J\u0057T"}"#),
             Ok((Algorithm::RS256, "k/1".into()))
         );
+    }
+
+    #[test]
+    fn decoded_lengths_are_exact_and_every_rsa_signature_fits() {
+        for len in 0..2_000usize {
+            let encoded = URL_SAFE_NO_PAD.encode(vec![0u8; len]);
+            assert_eq!(decoded_len(encoded.len()), Some(len), "{len}");
+        }
+        assert_eq!(decoded_len(5), None);
+        // RSA-2048, 3072, 4096 and 8192 signatures (256, 384, 512, 1,024 bytes) are read; one
+        // byte more than RSA-8192's is not.
+        for bytes in [256usize, 384, 512, 1024] {
+            let encoded = URL_SAFE_NO_PAD.encode(vec![0xA5u8; bytes]);
+            assert!(signature_fits(encoded.len()), "{bytes}");
+            // RSA-4096's 512 bytes decode on the stack, as the buffer's size intends.
+            let mut stack = stack_buf::<512>();
+            let mut heap = Vec::new();
+            let decoded = decode_b64url(&encoded, &mut stack, &mut heap).unwrap().len();
+            assert_eq!(decoded, bytes);
+            assert_eq!(heap.is_empty(), bytes <= 512, "{bytes}");
+        }
+        assert!(!signature_fits(URL_SAFE_NO_PAD.encode([0u8; 1025]).len()));
+        assert!(!signature_fits(1367));
     }
 
     #[test]

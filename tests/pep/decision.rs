@@ -203,6 +203,19 @@ async fn an_original_request_that_cannot_be_read_safely_is_400() {
             ("X-Original-Method", "POST"),
             ("X-Original-URI", k),
         ],
+        // A principal header spelt with underscores, next to a good token and original.
+        vec![
+            t,
+            ("X-Original-Method", "GET"),
+            ("X-Original-URI", k),
+            ("X_Altinn_Party", "310702641"),
+        ],
+        vec![
+            t,
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-Uri", k),
+            ("x-altinn_action", "write"),
+        ],
         // Repeated.
         vec![t, ("X-Original-Method", "GET"), ("X-Original-URI", k), ("X-Original-URI", k)],
         vec![t, ("X-Original-Method", "GET"), ("X-Original-Method", "GET"), ("X-Original-URI", k)],

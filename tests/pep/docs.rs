@@ -140,6 +140,12 @@ fn the_envoy_and_istio_configurations_fit_the_program() {
     ] {
         assert!(i.contains(&expected), "istio.yaml: {expected}");
     }
+    // Only the API's sidecars may call altinn-pep's ext_authz port.
+    assert!(i.contains(&"action: ALLOW"), "istio.yaml: an ALLOW policy for altinn-pep's callers");
+    assert!(
+        i.contains(&format!("ports: [\"{port}\"]").as_str()),
+        "istio.yaml: the ALLOW policy names port {port}"
+    );
     // The policy names the provider that the mesh configuration defines.
     let provider = i.iter().position(|l| *l == "provider:").unwrap();
     assert_eq!(i[provider + 1], "name: altinn-pep");

@@ -199,6 +199,33 @@ async fn other_refusals_and_bad_input() {
     );
     never_shows(&r, &forged);
 
+    // A token cannot print a verdict of its own: a newline and terminal escapes in what it says
+    // are shown escaped, and the one verdict line is the last.
+    let fake_verdict = "x\npasses: everything is fine\u{1b}[8m";
+    let mut broken = s
+        .fakes
+        .mp
+        .system_user_token(su, OWNER_ORG)
+        .scope(SCOPE)
+        .claim("client_id", json!(fake_verdict))
+        .lifetime(Duration::from_secs(120))
+        .sign();
+    broken.push('x'); // a broken signature: refused
+    let r = explain(Some(&s.config), &broken, &s.dir).await;
+    assert_eq!(r.status.code(), Some(1), "{r:?}");
+    assert!(!r.stdout.lines().any(|l| l.starts_with("passes")), "{}", r.stdout);
+    assert!(!r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
+    assert!(
+        r.stdout.contains(r"client       x\npasses: everything is fine\u{1b}[8m"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.lines().last().unwrap().starts_with("refused ("), "{}", r.stdout);
+    // A character across byte 7, where `Bearer ` would end: no panic, a clear refusal.
+    let r = explain(Some(&s.config), "Bearerétoken", &s.dir).await;
+    assert_eq!(r.status.code(), Some(1), "{r:?}");
+    assert!(r.stdout.contains("malformed-token"), "{}", r.stdout);
+
     // Not a token at all, and nothing.
     let r = explain(Some(&s.config), "hello", &s.dir).await;
     assert_eq!(r.status.code(), Some(1), "{r:?}");

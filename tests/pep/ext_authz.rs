@@ -361,6 +361,12 @@ async fn a_check_that_cannot_be_read_safely_is_400() {
     });
     let r = check(&mut c, both).await;
     assert_denied(r, INVALID_ARGUMENT, 400, "invalid-forwarded-request");
+    // A principal header spelt with underscores (which CGI, WSGI, Rack and PHP-FPM read as the
+    // header itself), next to a good token.
+    for name in ["x_altinn_party", "x-altinn_systemuser-id", "X_Altinn_Issuer"] {
+        let r = check(&mut c, http("GET", &format!("/krav/{CLIENT_ORG}"), &[auth, (name, THIRD_ORG)])).await;
+        assert_denied(r, INVALID_ARGUMENT, 400, "invalid-forwarded-request");
+    }
     // No HTTP request at all.
     let r = c.check(CheckRequest::default()).await.unwrap().into_inner();
     assert_denied(r, INVALID_ARGUMENT, 400, "invalid-forwarded-request");

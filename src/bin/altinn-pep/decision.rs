@@ -54,6 +54,11 @@ pub(crate) async fn decide(routes: &Routes, req: Request<Body>) -> Response<Body
 /// route's layers; the answer is theirs, read by [`answer`]. A 2xx is returned only for the
 /// principal answer ([`Allowed`]).
 pub(crate) async fn evaluate(routes: &Routes, original: Original, headers: HeaderMap) -> Response<Body> {
+    // The principal headers are set (and the client's copies removed) by their dashed names
+    // only: a look-alike with underscores would pass next to them.
+    if headers.keys().any(|name| looks_like_principal(name.as_str())) {
+        return problem::invalid_forwarded(original::Invalid::LookAlike);
+    }
     let Some(route) = routes.find(&original.method, original.uri.path()) else {
         return problem::no_route();
     };
@@ -74,6 +79,18 @@ pub(crate) async fn evaluate(routes: &Routes, original: Original, headers: Heade
         Ok(res) => answer(res),
         Err(never) => match never {},
     }
+}
+
+/// Whether `name` is a principal header's name, in any case, with one or more of its dashes
+/// written as underscores.
+fn looks_like_principal(name: &str) -> bool {
+    name.contains('_')
+        && PRINCIPAL_HEADERS.iter().any(|p| {
+            p.len() == name.len()
+                && p.bytes()
+                    .zip(name.bytes())
+                    .all(|(p, n)| p.eq_ignore_ascii_case(&n) || (p == b'-' && n == b'_'))
+        })
 }
 
 /// The layers' answer, as the proxy must read it.
@@ -106,6 +123,29 @@ mod tests {
         let mut res = Response::new(ResponseBody::default());
         *res.status_mut() = status;
         res
+    }
+
+    #[test]
+    fn principal_headers_with_underscores_are_look_alikes() {
+        for name in PRINCIPAL_HEADERS {
+            assert!(!looks_like_principal(name), "{name}");
+            let all = name.replace('-', "_");
+            assert!(looks_like_principal(&all), "{all}");
+            let one = name.replacen('-', "_", 1);
+            assert!(looks_like_principal(&one), "{one}");
+            let last = format!("{}_{}", &name[..name.rfind('-').unwrap()], &name[name.rfind('-').unwrap() + 1..]);
+            assert!(looks_like_principal(&last), "{last}");
+        }
+        for other in [
+            "x_forwarded_for",
+            "x-altinn-party-x",
+            "x_altinn_partyx",
+            "x_altinn",
+            "accept",
+            "x-altinn_problem",
+        ] {
+            assert!(!looks_like_principal(other), "{other}");
+        }
     }
 
     #[test]

@@ -42,14 +42,14 @@ pub(crate) async fn run(path: Option<&Path>) -> ExitCode {
     let decoded = UnverifiedToken::decode(&token);
     match &decoded {
         Ok(t) => describe(t, now),
-        Err(kind) => crate::say(&format!(
+        Err(kind) => say(&format!(
             "the token cannot be read ({}): {}",
             kind.slug(),
             why(*kind, None, None, now)
         )),
     }
     let Some((cfg, built)) = loaded else {
-        crate::say("not checked against a configuration (give --config FILE)");
+        say("not checked against a configuration (give --config FILE)");
         return if decoded.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     };
     let checked = match tokio::time::timeout(CHECK_BUDGET, built.maskinporten.check_token(&token)).await {
@@ -59,14 +59,14 @@ pub(crate) async fn run(path: Option<&Path>) -> ExitCode {
     let verdict = checked.and_then(|verified| require_system_user(&verified).map(|_| ()));
     match verdict {
         Ok(()) => {
-            crate::say(
+            say(
                 "passes: signature, issuer, lifetime, audience and scopes are as configured, and it carries a system user; \
                  the PDP then decides each request (its route's resource, action and party)",
             );
             ExitCode::SUCCESS
         }
         Err(kind) => {
-            crate::say(&format!(
+            say(&format!(
                 "refused ({}): {} — {}",
                 kind.slug(),
                 kind.title(),
@@ -96,8 +96,8 @@ fn read_token() -> Result<String, String> {
     }
     let text = String::from_utf8(buf).map_err(|_| "standard input is not text".to_owned())?;
     let mut token = text.trim();
-    if token.len() > 7 && token[..7].eq_ignore_ascii_case("bearer ") {
-        token = token[7..].trim_start();
+    if let Some(rest) = token.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| &token[7..]) {
+        token = rest.trim_start();
     }
     if token.is_empty() {
         return Err("no token on standard input (pipe it in: altinn-pep explain --config FILE < token.txt)".to_owned());
@@ -105,10 +105,34 @@ fn read_token() -> Result<String, String> {
     Ok(token.to_owned())
 }
 
+/// One line of output. Everything a token says is text from whoever made it: control characters
+/// (a newline, a terminal escape that hides or rewrites text) are shown escaped, so that a
+/// token cannot print a verdict of its own.
+fn say(line: &str) {
+    crate::say(&printable(line));
+}
+
+/// `text` with every control character escaped (`\n`, `\u{1b}`).
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// What the token says about itself, one line each. Never the signature.
 fn describe(t: &UnverifiedToken, now: SystemTime) {
-    let line = |name: &str, value: String| crate::say(&format!("{name:<12} {value}"));
-    crate::say("what the token says (read without checking it):");
+    let line = |name: &str, value: String| say(&format!("{name:<12} {value}"));
+    say("what the token says (read without checking it):");
     line(
         "issuer",
         match t.issuer() {

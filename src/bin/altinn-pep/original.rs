@@ -40,6 +40,9 @@ pub(crate) enum Invalid {
     /// An Envoy `CheckRequest` that does not describe one HTTP request unambiguously; the text
     /// says why.
     CheckRequest(&'static str),
+    /// A header spelling a principal header with underscores (`X_Altinn_Party`): CGI, WSGI,
+    /// Rack and PHP-FPM read it as the principal header itself, and not every proxy drops it.
+    LookAlike,
 }
 
 impl Invalid {
@@ -54,6 +57,9 @@ impl Invalid {
             Invalid::Disagree => "X-Forwarded-* and X-Original-* name different requests",
             Invalid::Method => "the original method is not an HTTP method",
             Invalid::Uri(why) | Invalid::CheckRequest(why) => why,
+            Invalid::LookAlike => {
+                "a header spells an X-Altinn-* principal header with underscores: some servers would read it as that header"
+            }
         }
     }
 }
