@@ -96,19 +96,31 @@ struct CheckedMap<'de, A> {
 #[derive(Default)]
 pub(crate) struct Seen<'de> {
     few: SmallVec<[Name<'de>; Seen::FEW]>,
+    /// One bit per name in `few`, from its length and end bytes: a name whose bit is not set
+    /// is new without comparing it to any.
+    bits: u64,
     many: HashSet<Name<'de>>,
 }
 
 impl<'de> Seen<'de> {
     const FEW: usize = 32;
 
+    /// The bit of `name` in `bits`: equal names have equal bits.
+    fn bit(name: &str) -> u64 {
+        let b = name.as_bytes();
+        let mix = b.len() ^ usize::from(b.first().copied().unwrap_or(0)) << 1 ^ usize::from(b.last().copied().unwrap_or(0)) << 2;
+        1 << (mix % 64)
+    }
+
     /// Records `name`; false if it was seen before.
     pub(crate) fn insert(&mut self, name: Name<'de>) -> bool {
         if self.many.is_empty() {
-            if self.few.contains(&name) {
+            let bit = Self::bit(&name);
+            if self.bits & bit != 0 && self.few.contains(&name) {
                 return false;
             }
             if self.few.len() < Self::FEW {
+                self.bits |= bit;
                 self.few.push(name);
                 return true;
             }

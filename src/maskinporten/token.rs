@@ -351,9 +351,10 @@ struct RawSystemUser<'a> {
     systemuser_id: Option<OneOrMany<Name<'a>>>,
     #[serde(borrow)]
     systemuser_org: Option<RawOrg<'a>>,
-    system_id: Option<String>,
-    #[serde(rename = "externalRef")]
-    external_ref: Option<String>,
+    #[serde(borrow)]
+    system_id: Option<Name<'a>>,
+    #[serde(borrow, rename = "externalRef")]
+    external_ref: Option<Name<'a>>,
 }
 
 /// Parses `consumer` / `supplier`: present but malformed is an error.
@@ -660,13 +661,13 @@ impl<'a> RawSystemUser<'a> {
         let system_id = self.system_id.filter(|s| !s.is_empty() && s.len() <= 256)?;
         let external_ref = match self.external_ref {
             Some(r) if r.len() > 256 => return None,
-            r => r.map(Into::into),
+            r => r.map(|r| Box::from(&*r)),
         };
         Some(SystemUserClaim {
             ids: ids.into_boxed_slice(),
             owner,
             owner_org,
-            system_id: system_id.into(),
+            system_id: Box::from(&*system_id),
             external_ref,
         })
     }
@@ -742,6 +743,30 @@ mod tests {
         assert!(su(last).unwrap().is_some());
         let escaped = good.replace(r#""type":"urn:altinn:systemuser""#, r#""\u0074ype":"urn:altinn:system\u0075ser""#);
         assert!(su(&escaped).unwrap().is_some(), "{escaped}");
+        // `system_id` and `externalRef` as the text says them: plain, escaped, or not strings.
+        let with = |system_id: &str, external: &str| {
+            su(&good.replace(
+                r#""system_id":"x""#,
+                &format!(r#""system_id":{system_id},"externalRef":{external}"#),
+            ))
+        };
+        let read = with(r#""sys-1""#, r#""ref \"1\" \u00e6\/""#).unwrap().unwrap();
+        assert_eq!((read.system_id(), read.external_ref()), ("sys-1", Some(r#"ref "1" æ/"#)));
+        let read = with(r#""s\u0079s""#, "null").unwrap().unwrap();
+        assert_eq!((read.system_id(), read.external_ref()), ("sys", None));
+        for (system_id, external) in [
+            ("5", r#""r""#),
+            (r#""s""#, "[]"),
+            ("null", r#""r""#),
+            (r#""""#, r#""r""#),
+            ("{}", "1"),
+        ] {
+            assert_eq!(
+                with(system_id, external),
+                Err(RejectionKind::InvalidSystemUser),
+                "{system_id} {external}"
+            );
+        }
         let renamed_twice = good.replace(r#""system_id":"x""#, r#""system_id":"x","\u0073ystem_id":"y""#);
         assert_eq!(su(&renamed_twice), Err(RejectionKind::InvalidSystemUser));
         // Entries that are not objects, a `type` that is not a string: invalid claims.

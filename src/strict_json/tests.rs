@@ -142,3 +142,34 @@ fn many_top_level_members_are_checked_too() {
     let early = format!("{{\"m5\":1,{}}}", names.join(","));
     assert!(from_slice_unique::<IgnoredAny>(early.as_bytes()).is_err());
 }
+
+#[test]
+fn the_name_filter_never_hides_a_repeat() {
+    // Names that share a bit (same length and end bytes) and names that do not, repeated at
+    // every distance, with and without escapes: each repeat is found, and no distinct set is
+    // refused. Past `Seen::FEW` names the hash set takes over.
+    let names: Vec<String> = (0..40)
+        .map(|i| match i % 4 {
+            0 => format!("a{i:02}z"),
+            1 => format!("b{}", "x".repeat(i)),
+            2 => format!("a{}z", (b'a' + (i % 26) as u8) as char),
+            _ => format!("n{i}"),
+        })
+        .collect();
+    for count in [1, 2, 5, 16, 31, 32, 33, 40] {
+        let members: Vec<String> = names[..count].iter().map(|n| format!(r#""{n}":1"#)).collect();
+        assert!(unique(&format!("{{{}}}", members.join(","))), "{count}");
+        for repeat in 0..count {
+            let mut with_repeat = members.clone();
+            with_repeat.push(format!(r#""{}":2"#, names[repeat]));
+            assert!(!unique(&format!("{{{}}}", with_repeat.join(","))), "{count} {repeat}");
+            // The same name, escaped.
+            let escaped = names[repeat].replacen('a', r"\u0061", 1).replacen('b', r"\u0062", 1);
+            let mut with_escaped = members.clone();
+            with_escaped.push(format!(r#""{escaped}":2"#));
+            assert!(!unique(&format!("{{{}}}", with_escaped.join(","))), "{count} {escaped}");
+        }
+    }
+    // Bits are the same for equal names, whatever their spelling in the text.
+    assert_eq!(Seen::bit("abc"), Seen::bit(&String::from("abc")));
+}
