@@ -159,12 +159,12 @@ fn the_name_filter_never_hides_a_repeat() {
     for count in [1, 2, 5, 16, 31, 32, 33, 40] {
         let members: Vec<String> = names[..count].iter().map(|n| format!(r#""{n}":1"#)).collect();
         assert!(unique(&format!("{{{}}}", members.join(","))), "{count}");
-        for repeat in 0..count {
+        for name in &names[..count] {
             let mut with_repeat = members.clone();
-            with_repeat.push(format!(r#""{}":2"#, names[repeat]));
-            assert!(!unique(&format!("{{{}}}", with_repeat.join(","))), "{count} {repeat}");
+            with_repeat.push(format!(r#""{name}":2"#));
+            assert!(!unique(&format!("{{{}}}", with_repeat.join(","))), "{count} {name}");
             // The same name, escaped.
-            let escaped = names[repeat].replacen('a', r"\u0061", 1).replacen('b', r"\u0062", 1);
+            let escaped = name.replacen('a', r"\u0061", 1).replacen('b', r"\u0062", 1);
             let mut with_escaped = members.clone();
             with_escaped.push(format!(r#""{escaped}":2"#));
             assert!(!unique(&format!("{{{}}}", with_escaped.join(","))), "{count} {escaped}");
