@@ -11,12 +11,9 @@
 # is missing and apt-get can. Everything runs on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v wrk >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-  fi
-  command -v wrk >/dev/null 2>&1 || { echo "benches/wrk.sh needs wrk: apt-get install -y wrk" >&2; exit 1; }
-fi
+# shellcheck source=benches/wrk-lib.sh
+source benches/wrk-lib.sh
+need_wrk benches/wrk.sh
 THREADS=${THREADS:-1}
 CONNECTIONS=${CONNECTIONS:-16}
 DURATION=${DURATION:-10s}
@@ -32,30 +29,19 @@ for _ in $(seq 1 100); do grep -q '^TOKEN=' "$out" && break; sleep 0.1; done
 addr=$(sed -n 's/^ADDR=//p' "$out")
 token=$(sed -n 's/^TOKEN=//p' "$out")
 [ -n "$addr" ] && [ -n "$token" ] || { echo "the server did not start" >&2; exit 1; }
-tick=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, token of ${#token} bytes, server with $WORKERS worker thread(s), $ROUNDS rounds each, alternating"
 # One run: prints "<requests/s> <server CPU µs per request>".
-run() {
-  local before after res
-  before=$(cpu)
-  res=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "Authorization: Bearer $token" "http://$addr$1")
-  after=$(cpu)
-  echo "$res" | awk -v b="$before" -v a="$after" -v t="$tick" '
-    /requests in/ {n=$1}
-    /Requests\/sec/ {r=$2}
-    END {printf "%s %.2f\n", r, (a - b) / t * 1e6 / n}'
-}
+run() { measure "$server" "$1" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "Authorization: Bearer $token" "http://$addr$1"; }
 wrk -t1 -c4 -d2s -H "Authorization: Bearer $token" "http://$addr/open" >/dev/null
 wrk -t1 -c4 -d2s -H "Authorization: Bearer $token" "http://$addr/protected" >/dev/null
 open=(); protected=(); open_cpu=(); protected_cpu=()
 for i in $(seq 1 "$ROUNDS"); do
   read -r o oc < <(run /open)
   read -r p pc < <(run /protected)
+  [ -n "$o" ] && [ -n "$p" ] || exit 1
   echo "round $i: /open $o req/s ($oc µs CPU/request), /protected $p req/s ($pc µs CPU/request)"
   open+=("$o"); protected+=("$p"); open_cpu+=("$oc"); protected_cpu+=("$pc")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mo=$(median "${open[@]}"); mp=$(median "${protected[@]}")
 moc=$(median "${open_cpu[@]}"); mpc=$(median "${protected_cpu[@]}")
 awk -v o="$mo" -v p="$mp" 'BEGIN {printf "RATIO throughput protected / open (median requests/s): %.0f / %.0f = %.3f (target >= 0.95)\n", p, o, p/o}'

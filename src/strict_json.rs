@@ -108,7 +108,9 @@ impl<'de> Seen<'de> {
     /// The bit of `name` in `bits`: equal names have equal bits.
     fn bit(name: &str) -> u64 {
         let b = name.as_bytes();
-        let mix = b.len() ^ usize::from(b.first().copied().unwrap_or(0)) << 1 ^ usize::from(b.last().copied().unwrap_or(0)) << 2;
+        let first = usize::from(b.first().copied().unwrap_or(0));
+        let last = usize::from(b.last().copied().unwrap_or(0));
+        let mix = b.len() ^ (first << 1) ^ (last << 2);
         1 << (mix % 64)
     }
 
@@ -178,6 +180,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
             }
         }
         d.deserialize_str(NameVisitor)
+    }
+}
+
+impl Name<'_> {
+    /// The text, owned.
+    pub(crate) fn into_string(self) -> String {
+        self.0.into_owned()
     }
 }
 

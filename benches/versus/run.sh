@@ -23,12 +23,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
-if ! command -v wrk >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-  fi
-  command -v wrk >/dev/null 2>&1 || { echo "benches/versus/run.sh needs wrk: apt-get install -y wrk" >&2; exit 1; }
-fi
+# shellcheck source=benches/wrk-lib.sh
+source "$here/../wrk-lib.sh"
+need_wrk benches/versus/run.sh
 THREADS=${THREADS:-1}
 CONNECTIONS=${CONNECTIONS:-16}
 DURATION=${DURATION:-10s}
@@ -59,30 +56,15 @@ token=$(sed -n 's/^TOKEN=//p' "$work/token.env")
 tokens_file="$work/tokens.txt"
 grep '^CHECK ' "$work/out"
 
-tick=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, warm token of ${#token} bytes, $(wc -l <"$tokens_file") cold tokens, server with $WORKERS worker thread(s), $ROUNDS rounds, alternating"
 
-# One run: `run warm|cold URL` prints "<requests/s> <server CPU µs per request>". A run with
-# non-2xx answers or socket errors is reported on stderr and stops the script: its numbers
-# would not compare like with like.
+# One run: `run warm|cold URL` prints "<requests/s> <server CPU µs per request>".
 run() {
-  local before after res
-  before=$(cpu)
   if [ "$1" = cold ]; then
-    res=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$here/rotate.lua" "$2" -- "$tokens_file" "$THREADS")
+    measure "$server" "$1 $2" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$here/rotate.lua" "$2" -- "$tokens_file" "$THREADS"
   else
-    res=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "Authorization: Bearer $token" "$2")
+    measure "$server" "$1 $2" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "Authorization: Bearer $token" "$2"
   fi
-  after=$(cpu)
-  if echo "$res" | grep -q -e 'Non-2xx' -e 'Socket errors'; then
-    { echo "run $1 $2 was not clean:"; echo "$res"; } >&2
-    exit 1
-  fi
-  echo "$res" | awk -v b="$before" -v a="$after" -v t="$tick" '
-    /requests in/ {n=$1}
-    /Requests\/sec/ {r=$2}
-    END {printf "%s %.2f\n", r, (a - b) / t * 1e6 / n}'
 }
 
 # Warm-up: every route, both ways of sending tokens.
@@ -123,7 +105,6 @@ for i in $(seq 1 "$ROUNDS"); do
   done
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for c in "${!names[@]}"; do
   n=${names[$c]}
   # shellcheck disable=SC2086 # the lists are space-separated numbers

@@ -457,13 +457,19 @@ impl MaskinportenLayerBuilder {
                 keys,
             });
         }
-        let cache = (self.cache_capacity > 0).then(|| TokenCache::new(self.cache_capacity)).flatten();
-        if self.cache_capacity > 0 && cache.is_none() {
-            tracing::warn!(
-                target: "altinn_systemuser",
-                "no key for the token cache could be drawn from the operating system's random source: every token is verified"
-            );
-        }
+        let cache = match self.cache_capacity {
+            0 => None,
+            capacity => {
+                let cache = TokenCache::new(capacity);
+                if cache.is_none() {
+                    tracing::warn!(
+                        target: "altinn_systemuser",
+                        "no key for the token cache could be drawn from the operating system's random source: every token is verified"
+                    );
+                }
+                cache
+            }
+        };
         Ok(MaskinportenLayer {
             config: Arc::new(Config {
                 profiles: profiles.into(),

@@ -315,6 +315,14 @@ impl OneOrMany<String> {
 }
 
 impl<T> OneOrMany<T> {
+    /// The values, one or many, as a slice.
+    pub(crate) fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(t) => std::slice::from_ref(t),
+            OneOrMany::Many(v) => v,
+        }
+    }
+
     pub(crate) fn into_vec(self) -> Vec<T> {
         match self {
             OneOrMany::One(t) => vec![t],
@@ -644,10 +652,7 @@ impl<'a> RawSystemUser<'a> {
 
     fn into_claim(self) -> Option<SystemUserClaim> {
         let names = self.systemuser_id?;
-        let names: &[Name<'_>] = match &names {
-            OneOrMany::One(n) => std::slice::from_ref(n),
-            OneOrMany::Many(v) => v,
-        };
+        let names = names.as_slice();
         if names.is_empty() || names.len() > 16 {
             return None;
         }

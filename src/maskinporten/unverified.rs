@@ -87,10 +87,10 @@ impl UnverifiedToken {
         let payload = part(p)?;
         let c: RawClaims<'_> = from_str_unique(&payload).map_err(|_| RejectionKind::InvalidClaims)?;
         Ok(UnverifiedToken {
-            algorithm: header.alg.map(|n| n.0.into_owned()),
-            key_id: header.kid.map(|n| n.0.into_owned()),
-            token_type: header.typ.map(|n| n.0.into_owned()),
-            issuer: c.iss.map(|n| n.0.into_owned()),
+            algorithm: header.alg.map(Name::into_string),
+            key_id: header.kid.map(Name::into_string),
+            token_type: header.typ.map(Name::into_string),
+            issuer: c.iss.map(Name::into_string),
             client_id: c.client_id,
             consumer: token::parse_org(c.consumer).ok().flatten(),
             scopes: c

@@ -462,7 +462,7 @@ pub(crate) mod tests {
             }
         }
         assert!(!is_b64url("abc\u{e9}"));
-        // In a block of 32 and in the remainder, at every position.
+        // At every position of a longer string.
         let good: String = "AZaz09-_".repeat(13);
         assert!(is_b64url(&good));
         for i in 0..good.len() {

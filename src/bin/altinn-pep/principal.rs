@@ -58,6 +58,19 @@ pub(crate) const PRINCIPAL_HEADERS: [&str; 8] = [
     "X-Altinn-Issuer",
 ];
 
+/// Whether `name` is a principal header's name, in any case, with one or more of its dashes
+/// written as underscores: a header the proxies neither set nor remove, which CGI, WSGI, Rack
+/// and PHP-FPM would read as the principal header itself.
+pub(crate) fn looks_like_principal(name: &str) -> bool {
+    name.contains('_')
+        && PRINCIPAL_HEADERS.iter().any(|p| {
+            p.len() == name.len()
+                && p.bytes()
+                    .zip(name.bytes())
+                    .all(|(p, n)| p.eq_ignore_ascii_case(&n) || (p == b'-' && n == b'_'))
+        })
+}
+
 /// Put in the extensions of the allowed answer, and only there: the decision listener answers
 /// 2xx only for a response that carries it.
 #[derive(Debug, Clone, Copy)]
@@ -173,6 +186,29 @@ impl Service<Request<()>> for PrincipalAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn principal_headers_with_underscores_are_look_alikes() {
+        for name in PRINCIPAL_HEADERS {
+            assert!(!looks_like_principal(name), "{name}");
+            let all = name.replace('-', "_");
+            assert!(looks_like_principal(&all), "{all}");
+            let one = name.replacen('-', "_", 1);
+            assert!(looks_like_principal(&one), "{one}");
+            let last = format!("{}_{}", &name[..name.rfind('-').unwrap()], &name[name.rfind('-').unwrap() + 1..]);
+            assert!(looks_like_principal(&last), "{last}");
+        }
+        for other in [
+            "x_forwarded_for",
+            "x-altinn-party-x",
+            "x_altinn_partyx",
+            "x_altinn",
+            "accept",
+            "x-altinn_problem",
+        ] {
+            assert!(!looks_like_principal(other), "{other}");
+        }
+    }
 
     #[test]
     fn the_header_list_names_the_constants() {
