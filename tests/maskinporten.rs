@@ -325,6 +325,61 @@ async fn a_signature_of_the_wrong_length_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn a_header_seen_before_still_gets_every_check() {
+    // The layer reads a header it has seen on a verified token only once (the same issuer and
+    // key write the same header each time); what follows it is checked in full every time.
+    let (mp, app) = start().await;
+    let first = mp.token().scope(SCOPE).sign();
+    assert_eq!(get_with_token(&app, "/whoami", &first).await.status, 200);
+    let (h, p, s) = split3(&first);
+    // Another token with the very same header bytes: verified, and its own claims read.
+    let second = mp.token().scope(SCOPE).claim("client_id", json!("second")).sign();
+    assert_eq!(split3(&second).0, h, "the fake writes the same header each time");
+    let r = get_with_token(&app, "/whoami", &second).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["client_id"], "second");
+    // The remembered header with another payload, or another signature: refused.
+    let (_, p2, _) = split3(&second);
+    assert_invalid_token(
+        &get_with_token(&app, "/whoami", &format!("{h}.{p2}.{s}")).await,
+        "invalid-signature",
+    );
+    let (_, _, s2) = split3(&second);
+    assert_invalid_token(
+        &get_with_token(&app, "/whoami", &format!("{h}.{p}.{s2}")).await,
+        "invalid-signature",
+    );
+    // A header one member away from the remembered one is read, and refused, on its own.
+    let kid = mp.signing_key().kid().to_owned();
+    for (header, slug) in [
+        (
+            json!({"alg": "RS256", "kid": kid, "typ": "JWT", "jku": "https://evil.example/"}),
+            "unsupported-token-header",
+        ),
+        (json!({"alg": "none", "kid": kid, "typ": "JWT"}), "unsupported-algorithm"),
+        (json!({"alg": "RS384", "kid": kid, "typ": "JWT"}), "invalid-signature"),
+    ] {
+        let forged = format!("{}.{p}.{s}", b64(&header.to_string()));
+        assert_invalid_token(&get_with_token(&app, "/whoami", &forged).await, slug);
+    }
+    // And the first token still passes.
+    assert_eq!(get_with_token(&app, "/whoami", &first).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_canonical_base64url_is_malformed() {
+    let (mp, app) = start().await;
+    let (h, p, s) = split3(&mp.token().scope(SCOPE).sign());
+    let one_too_many = format!("{p}{}", "A".repeat((5 - p.len() % 4) % 4));
+    // "e31" would read as `{}` but sets the unused bits of its last character.
+    for payload in [format!("{p}+"), format!("{p}/"), one_too_many, "e31".to_owned()] {
+        let r = get_with_token(&app, "/whoami", &format!("{h}.{payload}.{s}")).await;
+        assert_invalid_token(&r, "malformed-token");
+    }
+    assert_eq!(mp.jwks_requests(), 0, "refused before any key is fetched");
+}
+
 fn split3(t: &str) -> (String, String, String) {
     let v: Vec<&str> = t.split('.').collect();
     (v[0].to_owned(), v[1].to_owned(), v[2].to_owned())

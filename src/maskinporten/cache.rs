@@ -171,7 +171,7 @@ mod tests {
         MaskinportenToken::from_data(TokenData {
             issuer: "https://test.maskinporten.no/".into(),
             issuer_kind: crate::maskinporten::TokenIssuer::Maskinporten,
-            scopes: Box::new([]),
+            scope: "",
             client_id: None,
             client_amr: None,
             consumer: None,
@@ -179,7 +179,7 @@ mod tests {
             jti: None,
             issued_at: expires_at - 120,
             expires_at,
-            audience: Box::new([]),
+            audience: &[],
             system_user: None,
         })
     }

@@ -475,6 +475,7 @@ impl MaskinportenLayerBuilder {
                 profiles: profiles.into(),
                 scopes: ScopeRule::new(self.all_of, self.any_of),
                 cache,
+                headers: Default::default(),
                 responder: self.responder,
                 form: self.form,
                 refusal_level: self.refusal_level,

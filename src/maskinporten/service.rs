@@ -4,7 +4,7 @@ use super::cache::TokenCache;
 use super::issuer::{self, Profile};
 use super::key_store::KeyError;
 use super::token::MaskinportenToken;
-use super::validate::{Unverified, Validator, now_unix};
+use super::validate::{HeaderMemo, Unverified, Validator, now_unix};
 use crate::ResponseFuture;
 use crate::reject::{self, RefusalForm, Rejection, RejectionKind, RejectionResponder};
 use crate::stack::ExemptPaths;
@@ -50,6 +50,8 @@ pub(crate) struct Config {
     pub profiles: Box<[Profile]>,
     pub scopes: ScopeRule,
     pub cache: Option<TokenCache>,
+    /// The header of the last token that verified, read once for the tokens after it.
+    pub headers: HeaderMemo,
     pub responder: Arc<dyn RejectionResponder>,
     pub form: RefusalForm,
     /// The level of the audit event of a refusal.
@@ -126,6 +128,7 @@ impl Config {
             return Ok(None);
         };
         let verified = profile.validator.verify(&unverified, &key, now)?;
+        self.headers.remember(&unverified, self.header_validator());
         if let (Some(cache), Some(tag)) = (&self.cache, tag) {
             cache.insert(tag, &verified, &key, i as u8);
         }
@@ -137,7 +140,7 @@ impl Config {
     /// needs no such check (base64url and dots are b64token characters): only a refused one is
     /// looked at twice.
     fn parse<'a>(&self, raw: &'a [u8]) -> Result<Unverified<'a>, RejectionKind> {
-        match std::str::from_utf8(raw).map(|t| self.header_validator().parse(t)) {
+        match std::str::from_utf8(raw).map(|t| self.header_validator().parse_remembered(t, Some(&self.headers))) {
             Ok(Ok(unverified)) => Ok(unverified),
             Ok(Err(kind)) => Err(b64token(raw).err().unwrap_or(kind)),
             Err(_) => Err(b64token(raw).err().unwrap_or(RejectionKind::MalformedAuthorization)),
@@ -158,6 +161,7 @@ impl Config {
             }
         };
         let verified = profile.validator.verify(&unverified, &key, now_unix()).map_err(Rejection::new)?;
+        self.headers.remember(&unverified, self.header_validator());
         if let Some(cache) = &self.cache
             && let Some(tag) = cache.tag(token.as_bytes())
         {

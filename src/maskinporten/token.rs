@@ -7,6 +7,8 @@ use crate::strict_json::{Name, Seen};
 use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
+use smol_str::SmolStr;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -22,27 +24,97 @@ pub const SYSTEM_USER_TYPE: &str = "urn:altinn:systemuser";
 /// clone. It never holds the raw token: `Debug` shows who and what, not the credential.
 #[derive(Clone)]
 pub struct MaskinportenToken {
-    inner: Arc<TokenData>,
+    inner: Arc<Stored>,
 }
 
-pub(crate) struct TokenData {
+/// What the validator hands over to make a [`MaskinportenToken`]: the strings are borrowed
+/// from the payload, and copied into one allocation ([`MaskinportenToken::from_data`]).
+pub(crate) struct TokenData<'a> {
     pub issuer: std::sync::Arc<str>,
     pub issuer_kind: TokenIssuer,
-    pub scopes: Box<[Box<str>]>,
-    pub client_id: Option<Box<str>>,
-    pub client_amr: Option<Box<str>>,
+    /// `scope` as the token says it: split on spaces, empty pieces dropped.
+    pub scope: &'a str,
+    pub client_id: Option<&'a str>,
+    pub client_amr: Option<&'a str>,
     pub consumer: Option<Organisation>,
     pub supplier: Option<Organisation>,
-    pub jti: Option<Box<str>>,
+    pub jti: Option<&'a str>,
     pub issued_at: i64,
     pub expires_at: i64,
-    pub audience: Box<[Box<str>]>,
+    pub audience: &'a [Name<'a>],
     pub system_user: Option<SystemUserClaim>,
 }
 
+/// Where one string lies in [`Stored::text`].
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// A verified token as kept: every string claim in one `text`, so that making a token costs
+/// one allocation for them, and dropping one (a cache eviction) one free.
+struct Stored {
+    issuer: std::sync::Arc<str>,
+    issuer_kind: TokenIssuer,
+    text: Box<str>,
+    scopes: SmallVec<[Span; 3]>,
+    client_id: Option<Span>,
+    client_amr: Option<Span>,
+    jti: Option<Span>,
+    audience: SmallVec<[Span; 1]>,
+    consumer: Option<Organisation>,
+    supplier: Option<Organisation>,
+    issued_at: i64,
+    expires_at: i64,
+    system_user: Option<SystemUserClaim>,
+}
+
+impl Stored {
+    fn get(&self, span: Span) -> &str {
+        // Spans are made by `from_data` over this very text, at character boundaries.
+        self.text.get(span.start as usize..(span.start + span.len) as usize).unwrap_or("")
+    }
+}
+
 impl MaskinportenToken {
-    pub(crate) fn from_data(data: TokenData) -> Self {
-        MaskinportenToken { inner: Arc::new(data) }
+    pub(crate) fn from_data(data: TokenData<'_>) -> Self {
+        let scopes = || data.scope.split(' ').filter(|s| !s.is_empty());
+        let audience = || data.audience.iter().map(|a| &**a);
+        let optional = [data.client_id, data.client_amr, data.jti];
+        let len = scopes().map(str::len).sum::<usize>()
+            + audience().map(str::len).sum::<usize>()
+            + optional.iter().flatten().map(|s| s.len()).sum::<usize>();
+        let mut text = String::with_capacity(len);
+        // A token is at most `MAX_TOKEN_BYTES` (8 KB), so every offset fits.
+        let mut push = |s: &str| {
+            let span = Span {
+                start: u32::try_from(text.len()).unwrap_or(u32::MAX),
+                len: u32::try_from(s.len()).unwrap_or(0),
+            };
+            text.push_str(s);
+            span
+        };
+        let scopes = scopes().map(&mut push).collect();
+        let audience = audience().map(&mut push).collect();
+        let [client_id, client_amr, jti] = optional.map(|s| s.map(&mut push));
+        MaskinportenToken {
+            inner: Arc::new(Stored {
+                issuer: data.issuer,
+                issuer_kind: data.issuer_kind,
+                text: text.into_boxed_str(),
+                scopes,
+                client_id,
+                client_amr,
+                jti,
+                audience,
+                consumer: data.consumer,
+                supplier: data.supplier,
+                issued_at: data.issued_at,
+                expires_at: data.expires_at,
+                system_user: data.system_user,
+            }),
+        }
     }
 
     /// The issuer (`iss`), exactly as configured.
@@ -58,22 +130,22 @@ impl MaskinportenToken {
 
     /// The granted scopes (`scope`, split on spaces).
     pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.inner.scopes.iter().map(|s| &**s)
+        self.inner.scopes.iter().map(|s| self.inner.get(*s))
     }
 
     /// Whether the token grants exactly this scope (whole-element match).
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.inner.scopes.iter().any(|s| &**s == scope)
+        self.inner.scopes.iter().any(|s| self.inner.get(*s) == scope)
     }
 
     /// The vendor's Maskinporten client (`client_id`). Not for access control.
     pub fn client_id(&self) -> Option<&str> {
-        self.inner.client_id.as_deref()
+        self.inner.client_id.map(|s| self.inner.get(s))
     }
 
     /// How the client authenticated (`client_amr`, e.g. `private_key_jwt`).
     pub fn client_amr(&self) -> Option<&str> {
-        self.inner.client_amr.as_deref()
+        self.inner.client_amr.map(|s| self.inner.get(s))
     }
 
     /// The organisation that authenticated (`consumer`). For system-user tokens: the vendor.
@@ -88,7 +160,7 @@ impl MaskinportenToken {
 
     /// The token id (`jti`).
     pub fn jti(&self) -> Option<&str> {
-        self.inner.jti.as_deref()
+        self.inner.jti.map(|s| self.inner.get(s))
     }
 
     /// When the token was issued (`iat`).
@@ -107,7 +179,7 @@ impl MaskinportenToken {
 
     /// The audiences (`aud`), empty when the token carries none.
     pub fn audience(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.inner.audience.iter().map(|s| &**s)
+        self.inner.audience.iter().map(|s| self.inner.get(*s))
     }
 
     /// The system user the token acts as, if it is a system-user token.
@@ -130,9 +202,9 @@ impl fmt::Debug for MaskinportenToken {
         let d = &self.inner;
         f.debug_struct("MaskinportenToken")
             .field("issuer", &d.issuer)
-            .field("client_id", &d.client_id)
+            .field("client_id", &self.client_id())
             .field("consumer", &d.consumer.as_ref().map(ToString::to_string))
-            .field("scopes", &d.scopes)
+            .field("scopes", &self.scopes().collect::<SmallVec<[&str; 3]>>())
             .field("expires_at", &d.expires_at)
             .field("system_user", &d.system_user)
             .finish_non_exhaustive()
@@ -142,11 +214,12 @@ impl fmt::Debug for MaskinportenToken {
 /// The system user in a token's `authorization_details` (`type` `urn:altinn:systemuser`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SystemUserClaim {
-    ids: Box<[Uuid]>,
+    // Inline: one id, and strings of up to 23 bytes, cost no allocation.
+    ids: SmallVec<[Uuid; 1]>,
     owner: Organisation,
     owner_org: OrgNumber,
-    system_id: Box<str>,
-    external_ref: Option<Box<str>>,
+    system_id: SmolStr,
+    external_ref: Option<SmolStr>,
 }
 
 impl SystemUserClaim {
@@ -185,20 +258,25 @@ impl SystemUserClaim {
 /// claims are ignored, any claim name repeated is an error.
 #[derive(Deserialize)]
 pub(crate) struct RawClaims<'a> {
-    // Borrowed from the payload when unescaped: these are only compared or split, never kept.
+    // Borrowed from the payload when unescaped: compared, split, or copied into the token's one
+    // text allocation ([`MaskinportenToken::from_data`]).
     #[serde(borrow)]
     pub iss: Option<Name<'a>>,
     pub exp: Option<NumericDate>,
     pub iat: Option<NumericDate>,
     pub nbf: Option<NumericDate>,
-    pub aud: Option<OneOrMany<String>>,
+    #[serde(borrow)]
+    pub aud: Option<OneOrMany<Name<'a>>>,
     #[serde(borrow)]
     pub scope: Option<Name<'a>>,
     #[serde(borrow)]
     pub token_type: Option<Name<'a>>,
-    pub client_id: Option<String>,
-    pub client_amr: Option<String>,
-    pub jti: Option<String>,
+    #[serde(borrow)]
+    pub client_id: Option<Name<'a>>,
+    #[serde(borrow)]
+    pub client_amr: Option<Name<'a>>,
+    #[serde(borrow)]
+    pub jti: Option<Name<'a>>,
     #[serde(borrow)]
     pub consumer: Option<RawOrg<'a>>,
     #[serde(borrow)]
@@ -235,49 +313,19 @@ impl<'de> Deserialize<'de> for NumericDate {
 /// A string or an array of strings (`aud`, `systemuser_id`).
 pub(crate) enum OneOrMany<T> {
     One(T),
-    Many(Vec<T>),
+    Many(SmallVec<[T; 2]>),
 }
 
-/// Accepts exactly what `#[serde(untagged)]` over `One(String)` / `Many(Vec<String>)` would, but
-/// in one pass: untagged buffers the value and builds (and formats) an error for the variant
-/// that does not match, on every token.
-impl<'de> Deserialize<'de> for OneOrMany<String> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct StringOrSeq;
-        impl<'de> Visitor<'de> for StringOrSeq {
-            type Value = OneOrMany<String>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(OneOrMany::One(s.to_owned()))
-            }
-
-            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
-                Ok(OneOrMany::One(s))
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
-                while let Some(s) = seq.next_element::<String>()? {
-                    all.push(s);
-                }
-                Ok(OneOrMany::Many(all))
-            }
-        }
-        d.deserialize_any(StringOrSeq)
-    }
-}
-
-/// The same for strings borrowed from the payload where they have no escapes (a UUID never
-/// does): no allocation per string.
+/// Accepts exactly what `#[serde(untagged)]` over `One(Name)` / `Many(Vec<Name>)` would, but in
+/// one pass (untagged buffers the value and builds, and formats, an error for the variant that
+/// does not match, on every token). Strings are borrowed from the payload where they have no
+/// escapes (a UUID never does): no allocation per string, and none for a list of up to two.
 impl<'de: 'a, 'a> Deserialize<'de> for OneOrMany<Name<'a>> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct TextOrSeq;
-        impl<'de> Visitor<'de> for TextOrSeq {
-            type Value = OneOrMany<Name<'de>>;
+        // `SmallVec` is invariant in its items: the visitor builds `Name<'a>`s from the start.
+        struct TextOrSeq<'a>(std::marker::PhantomData<Name<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextOrSeq<'a> {
+            type Value = OneOrMany<Name<'a>>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string or an array of strings")
@@ -292,25 +340,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for OneOrMany<Name<'a>> {
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+                let mut all = SmallVec::new();
                 while let Some(s) = seq.next_element::<Name<'de>>()? {
                     all.push(s);
                 }
                 Ok(OneOrMany::Many(all))
             }
         }
-        d.deserialize_any(TextOrSeq)
-    }
-}
-
-impl OneOrMany<String> {
-    /// The strings as the token keeps them: one allocation for the list, none per string
-    /// (each is already exactly as long as its text).
-    pub(crate) fn into_boxed_strs(self) -> Box<[Box<str>]> {
-        match self {
-            OneOrMany::One(s) => Box::new([s.into_boxed_str()]),
-            OneOrMany::Many(v) => v.into_iter().map(String::into_boxed_str).collect(),
-        }
+        d.deserialize_any(TextOrSeq(std::marker::PhantomData))
     }
 }
 
@@ -326,7 +363,7 @@ impl<T> OneOrMany<T> {
     pub(crate) fn into_vec(self) -> Vec<T> {
         match self {
             OneOrMany::One(t) => vec![t],
-            OneOrMany::Many(v) => v,
+            OneOrMany::Many(v) => v.into_vec(),
         }
     }
 }
@@ -656,8 +693,8 @@ impl<'a> RawSystemUser<'a> {
         if names.is_empty() || names.len() > 16 {
             return None;
         }
-        // Exactly as many as named: one allocation, no growing and shrinking.
-        let mut ids = Vec::with_capacity(names.len());
+        // One id (the usual case) is kept inline; more take one allocation.
+        let mut ids = SmallVec::with_capacity(names.len());
         for n in names {
             ids.push(Uuid::try_parse(&n.0).ok().filter(|u| !u.is_nil())?);
         }
@@ -666,13 +703,13 @@ impl<'a> RawSystemUser<'a> {
         let system_id = self.system_id.filter(|s| !s.is_empty() && s.len() <= 256)?;
         let external_ref = match self.external_ref {
             Some(r) if r.len() > 256 => return None,
-            r => r.map(|r| Box::from(&*r)),
+            r => r.map(|r| SmolStr::new(&*r)),
         };
         Some(SystemUserClaim {
-            ids: ids.into_boxed_slice(),
+            ids,
             owner,
             owner_org,
-            system_id: Box::from(&*system_id),
+            system_id: SmolStr::new(&*system_id),
             external_ref,
         })
     }
@@ -689,7 +726,10 @@ mod tests {
 
     #[test]
     fn one_or_many_strings() {
-        let parse = |j: &str| serde_json::from_str::<Option<OneOrMany<String>>>(j).map(|o| o.map(OneOrMany::into_vec));
+        let parse = |j: &str| {
+            serde_json::from_str::<Option<OneOrMany<Name<'_>>>>(j)
+                .map(|o| o.map(|m| m.into_vec().into_iter().map(Name::into_string).collect::<Vec<_>>()))
+        };
         assert_eq!(parse(r#""a""#).unwrap(), Some(vec!["a".to_owned()]));
         assert_eq!(parse(r#""a\u0062""#).unwrap(), Some(vec!["ab".to_owned()]));
         assert_eq!(parse(r#"["a","b"]"#).unwrap(), Some(vec!["a".to_owned(), "b".to_owned()]));

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 use super::layer::MAX_TOKEN_BYTES;
-use super::token::{self, OneOrMany, RawClaims, SystemUserClaim};
+use super::token::{self, RawClaims, SystemUserClaim};
 use super::validate::MAX_NUMERIC_DATE;
 use crate::org::Organisation;
 use crate::reject::RejectionKind;
@@ -91,7 +91,7 @@ impl UnverifiedToken {
             key_id: header.kid.map(Name::into_string),
             token_type: header.typ.map(Name::into_string),
             issuer: c.iss.map(Name::into_string),
-            client_id: c.client_id,
+            client_id: c.client_id.map(Name::into_string),
             consumer: token::parse_org(c.consumer).ok().flatten(),
             scopes: c
                 .scope
@@ -101,8 +101,11 @@ impl UnverifiedToken {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            audience: c.aud.map(OneOrMany::into_vec).unwrap_or_default(),
-            jti: c.jti,
+            audience: c
+                .aud
+                .map(|a| a.into_vec().into_iter().map(Name::into_string).collect())
+                .unwrap_or_default(),
+            jti: c.jti.map(Name::into_string),
             issued_at: c.iat.map(|t| t.0),
             not_before: c.nbf.map(|t| t.0),
             expires_at: c.exp.map(|t| t.0),

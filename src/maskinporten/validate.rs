@@ -17,11 +17,14 @@ use super::jwk::VerifyingKey;
 use super::token::{self, MaskinportenToken, RawClaims, TokenData};
 use crate::reject::RejectionKind;
 use crate::strict_json::{Name, from_str_unique};
+use arc_swap::ArcSwapOption;
 use base64_simd::Out;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use smol_str::SmolStr;
+use std::fmt;
 use std::mem::MaybeUninit;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Audience policy.
@@ -56,6 +59,10 @@ impl Validator {
 pub(crate) struct Unverified<'a> {
     pub alg: Algorithm,
     pub kid: SmolStr,
+    /// The header, base64url.
+    header: &'a str,
+    /// Whether the header came from a [`HeaderMemo`] (it need not be remembered again).
+    remembered: bool,
     signing_input: &'a str,
     signature: &'a str,
     payload: &'a str,
@@ -100,6 +107,52 @@ struct RawHeader<'a> {
     b64: Present,
 }
 
+/// The header of the last token that verified, and what its check found: tokens from one
+/// issuer and key carry the same header, so the next one skips decoding and reading it. A
+/// header is taken from here only when it is the same bytes (and the allowed algorithms the
+/// same); only a token whose signature verified is remembered, so a stream of forged tokens
+/// cannot keep replacing it. One entry: with two keys in use at once the entry changes often,
+/// which costs what reading the header costs anyway.
+#[derive(Default)]
+pub(crate) struct HeaderMemo(ArcSwapOption<RememberedHeader>);
+
+struct RememberedHeader {
+    /// The header, base64url.
+    b64: Box<str>,
+    algorithms: u8,
+    alg: Algorithm,
+    kid: SmolStr,
+}
+
+impl fmt::Debug for HeaderMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeaderMemo")
+    }
+}
+
+impl HeaderMemo {
+    /// The algorithm and `kid` of header `h`, if it is the one remembered.
+    fn recall(&self, h: &str, algorithms: u8) -> Option<(Algorithm, SmolStr)> {
+        let entry = self.0.load();
+        let e = entry.as_deref().filter(|e| e.algorithms == algorithms && *e.b64 == *h)?;
+        Some((e.alg, e.kid.clone()))
+    }
+
+    /// Remembers the header of `t`, a token whose signature verified with `validator`'s
+    /// algorithms.
+    pub(crate) fn remember(&self, t: &Unverified<'_>, validator: &Validator) {
+        if t.remembered {
+            return;
+        }
+        self.0.store(Some(Arc::new(RememberedHeader {
+            b64: t.header.into(),
+            algorithms: validator.algorithms,
+            alg: t.alg,
+            kid: t.kid.clone(),
+        })));
+    }
+}
+
 impl Unverified<'_> {
     /// The payload, base64url: read before verification only to pick the issuer's profile.
     pub(crate) fn payload(&self) -> &str {
@@ -120,18 +173,54 @@ fn is_b64url(s: &str) -> bool {
 impl Validator {
     /// Checks size, shape and header. `token` is the part after `Bearer `.
     pub(crate) fn parse<'a>(&self, token: &'a str) -> Result<Unverified<'a>, RejectionKind> {
+        self.parse_remembered(token, None)
+    }
+
+    /// [`Validator::parse`], with the header taken from `memo` when it is byte for byte the
+    /// header of a token that verified before (the same issuer and key write the same header on
+    /// every token): the check of a header depends on its bytes and the allowed algorithms
+    /// alone.
+    pub(crate) fn parse_remembered<'a>(&self, token: &'a str, memo: Option<&HeaderMemo>) -> Result<Unverified<'a>, RejectionKind> {
         if token.len() > self.max_token_bytes {
             return Err(RejectionKind::MalformedToken);
         }
         // Two dots, found with `memchr` (SIMD); a third one is not a base64url character, so
-        // `is_b64url(s)` refuses it.
+        // the checks of the parts refuse it.
         let bytes = token.as_bytes();
         let first = memchr::memchr(b'.', bytes).ok_or(RejectionKind::MalformedToken)?;
         let second = memchr::memchr(b'.', &bytes[first + 1..]).ok_or(RejectionKind::MalformedToken)? + first + 1;
         let (h, p, s) = (&token[..first], &token[first + 1..second], &token[second + 1..]);
-        if h.is_empty() || p.is_empty() || s.is_empty() || !is_b64url(h) || !is_b64url(p) || !is_b64url(s) {
+        // The payload, most of the token, is checked with the decoder that will read it after
+        // the signature (`base64-simd`, SIMD): canonical base64url, or it is refused here.
+        if h.is_empty()
+            || p.is_empty()
+            || s.is_empty()
+            || !is_b64url(h)
+            || base64_simd::URL_SAFE_NO_PAD.check(p.as_bytes()).is_err()
+            || !is_b64url(s)
+        {
             return Err(RejectionKind::MalformedToken);
         }
+        let (alg, kid, remembered) = match memo.and_then(|m| m.recall(h, self.algorithms)) {
+            Some((alg, kid)) => (alg, kid, true),
+            None => {
+                let (alg, kid) = self.check_header(h)?;
+                (alg, kid, false)
+            }
+        };
+        Ok(Unverified {
+            alg,
+            kid,
+            header: h,
+            remembered,
+            signing_input: &token[..h.len() + 1 + p.len()],
+            signature: s,
+            payload: p,
+        })
+    }
+
+    /// The header's algorithm (from the allow-list) and `kid`, or why it is refused.
+    fn check_header(&self, h: &str) -> Result<(Algorithm, SmolStr), RejectionKind> {
         // A JWS header is some 70 bytes; one of up to 1 KB is read.
         if decoded_len(h.len()).is_none_or(|n| n > MAX_HEADER_BYTES) {
             return Err(RejectionKind::MalformedToken);
@@ -170,14 +259,7 @@ impl Validator {
             .filter(|k| !k.is_empty() && k.len() <= 256)
             .ok_or(RejectionKind::UnsupportedTokenHeader)?;
         // A `kid` of up to 23 bytes is kept inline.
-        let kid = SmolStr::new(&*kid);
-        Ok(Unverified {
-            alg,
-            kid,
-            signing_input: &token[..h.len() + 1 + p.len()],
-            signature: s,
-            payload: p,
-        })
+        Ok((alg, SmolStr::new(&*kid)))
     }
 
     /// Verifies the signature with `key`, then the claims. On success the token is verified.
@@ -229,7 +311,7 @@ impl Validator {
         {
             return Err(RejectionKind::TokenLifetimeTooLong);
         }
-        let audience: Box<[Box<str>]> = c.aud.map(token::OneOrMany::into_boxed_strs).unwrap_or_default();
+        let audience: &[Name<'_>] = c.aud.as_ref().map_or(&[], token::OneOrMany::as_slice);
         let aud_ok = match &self.audience {
             AudiencePolicy::Unrestricted => audience.is_empty() || (audience.len() == 1 && &*audience[0] == "unspecified"),
             AudiencePolicy::Require(want) => audience.iter().any(|a| want.iter().any(|w| **w == **a)),
@@ -240,14 +322,6 @@ impl Validator {
         if c.token_type.as_deref().is_some_and(|t| t != "Bearer") {
             return Err(RejectionKind::InvalidClaims);
         }
-        let scopes: Box<[Box<str>]> = c
-            .scope
-            .as_deref()
-            .unwrap_or("")
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(Into::into)
-            .collect();
         let consumer = token::parse_org(c.consumer)?;
         if self.kind == TokenIssuer::Altinn {
             // Altinn's own claims (protocol section 7). Where the sources are silent, refuse.
@@ -268,12 +342,12 @@ impl Validator {
         Ok(MaskinportenToken::from_data(TokenData {
             issuer: self.issuer.clone(),
             issuer_kind: self.kind,
-            scopes,
-            client_id: c.client_id.map(Into::into),
-            client_amr: c.client_amr.map(Into::into),
+            scope: c.scope.as_deref().unwrap_or(""),
+            client_id: c.client_id.as_deref(),
+            client_amr: c.client_amr.as_deref(),
             consumer,
             supplier,
-            jti: c.jti.map(Into::into),
+            jti: c.jti.as_deref(),
             issued_at: iat,
             expires_at: exp,
             audience,
@@ -527,6 +601,53 @@ pub(crate) mod tests {
             Err(RejectionKind::MalformedToken)
         );
         assert_eq!(check(r#"not json"#), Err(RejectionKind::MalformedToken));
+    }
+
+    #[test]
+    fn a_remembered_header_is_recalled_only_for_the_same_bytes_and_algorithms() {
+        let v = v();
+        let memo = HeaderMemo::default();
+        let good = tok(r#"{"alg":"RS256","kid":"k"}"#);
+        let first = v.parse_remembered(&good, Some(&memo)).unwrap();
+        assert!(!first.remembered, "nothing remembered yet");
+        memo.remember(&first, &v);
+        let again = v.parse_remembered(&good, Some(&memo)).unwrap();
+        assert!(again.remembered);
+        assert_eq!((again.alg, again.kid.as_str()), (Algorithm::RS256, "k"));
+        assert_eq!(
+            (again.signing_input, again.signature, again.payload),
+            (first.signing_input, first.signature, first.payload)
+        );
+        // Every other header is read and judged on its own, as without a memo.
+        for h in [
+            r#"{"alg":"RS384","kid":"k"}"#,
+            r#"{"alg":"RS256","kid":"k2"}"#,
+            r#"{"alg":"none","kid":"k"}"#,
+            r#"{"alg":"RS256","kid":"k","jku":"x"}"#,
+            r#"{"alg":"RS256","kid":"k" }"#,
+            r#"{"alg":"RS256","kid":"k","alg":"RS256"}"#,
+        ] {
+            let with = v
+                .parse_remembered(&tok(h), Some(&memo))
+                .map(|u| (u.remembered, u.alg, u.kid.to_string()));
+            let without = v.parse(&tok(h)).map(|u| (false, u.alg, u.kid.to_string()));
+            assert_eq!(with, without, "{h}");
+        }
+        // A validator that allows other algorithms does not take the remembered verdict.
+        let rs512_only = Validator {
+            algorithms: Validator::allowed_bits(&[Algorithm::RS512]),
+            ..v.clone()
+        };
+        assert_eq!(
+            rs512_only.parse_remembered(&good, Some(&memo)).err(),
+            Some(RejectionKind::UnsupportedAlgorithm)
+        );
+        // A header taken from the memo is not stored again; a new one replaces the old.
+        memo.remember(&again, &v);
+        let other = tok(r#"{"alg":"RS512","kid":"k9"}"#);
+        memo.remember(&v.parse(&other).unwrap(), &v);
+        assert!(!v.parse_remembered(&good, Some(&memo)).unwrap().remembered);
+        assert!(v.parse_remembered(&other, Some(&memo)).unwrap().remembered);
     }
 
     #[test]
