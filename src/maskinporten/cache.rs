@@ -5,9 +5,10 @@
 //!   cache does not keep the token's bytes (a 1.2 KB token would be most of an entry), and a
 //!   hit is a token whose 128-bit tag, under a key drawn from the operating system's random
 //!   source when the cache is made and never shown to anyone, equals that of a token that
-//!   passed every check. Finding a different token with the same tag without the key is as
-//!   hard as forging AES-GCM-SIV's tag (below 2^-100 per attempt for tokens of this size); a
-//!   fast non-cryptographic hash would not do, as its collisions can be computed.
+//!   passed every check. Without the keys, a different token has the same tag as a cached one
+//!   with a probability of at most 2^-118 per attempt and cached token, for tokens of up to
+//!   8 KB (GHASH, then AES: [`TokenMac`]); a fast non-cryptographic hash would not do, as its
+//!   collisions can be computed.
 //! - An entry is never used at or after the token's `exp` (no leeway is added): the cache
 //!   cannot extend a token's life. Expired entries are dropped when met, and swept out at most
 //!   once a minute when new tokens come in.
@@ -22,7 +23,8 @@
 use super::jwk::VerifyingKey;
 use super::token::MaskinportenToken;
 use super::validate::now_unix;
-use aws_lc_rs::aead::{AES_128_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -39,30 +41,46 @@ impl std::fmt::Debug for TokenTag {
     }
 }
 
-/// A keyed MAC of tokens: AES-128-GCM-SIV (RFC 8452, aws-lc-rs) over the token as associated
-/// data with nothing to encrypt, under a random key of this process.
+/// A keyed MAC of tokens: GHASH of the token under a secret hash key, then AES under a second
+/// secret key, both drawn at random for this process (aws-lc-rs).
 ///
-/// The nonce is fixed: GCM-SIV is built to be used so (nonce-misuse resistant, RFC 8452
-/// section 9): the only effect is that the same token always gets the same tag, which is what
-/// a cache key needs. Tags never leave the process.
-struct TokenMac(LessSafeKey);
+/// The GHASH is AES-128-GCM's tag over the token as associated data with nothing to encrypt
+/// and a fixed nonce: `GHASH_H(token, lengths) ⊕ AES_K1(J0)`, where `H = AES_K1(0)` and the
+/// fixed nonce makes `AES_K1(J0)` a constant. GHASH under a secret `H` is a universal hash: two
+/// different tokens of up to `n` 16-byte blocks get the same value for at most `n + 1` of the
+/// 2^128 possible `H`. The result then goes through AES under an independent key `K2`, so the
+/// tag is a pseudorandom function of the token: a tag, or any bit of one that timing might
+/// reveal, tells nothing about `H` or about the tag of any other token. This is the shape of
+/// AES-GCM-SIV's tag (a polynomial hash, then AES) with the hash key fixed instead of derived
+/// anew for every message; that per-message derivation (a key schedule and eight powers of
+/// the hash key, each time) was most of the MAC's cost and bought nothing here, as the nonce
+/// is fixed anyway. Tags never leave the process.
+struct TokenMac {
+    ghash: LessSafeKey,
+    finish: EncryptingKey,
+}
 
 impl TokenMac {
-    /// A MAC under a fresh random key. `None` only if the operating system's random source
+    /// A MAC under fresh random keys. `None` only if the operating system's random source
     /// fails; the layer then runs without a token cache.
     fn new() -> Option<Self> {
-        let mut key = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut key).ok()?;
-        let key = UnboundKey::new(&AES_128_GCM_SIV, &key).ok()?;
-        Some(TokenMac(LessSafeKey::new(key)))
+        let mut keys = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut keys).ok()?;
+        let (k1, k2) = keys.split_at(16);
+        let ghash = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, k1).ok()?);
+        let finish = EncryptingKey::ecb(UnboundCipherKey::new(&AES_128, k2).ok()?).ok()?;
+        keys.fill(0);
+        Some(TokenMac { ghash, finish })
     }
 
     fn tag(&self, token: &[u8]) -> Option<TokenTag> {
-        let tag = self
-            .0
+        let hashed = self
+            .ghash
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(token), &mut [])
             .ok()?;
-        tag.as_ref().try_into().ok().map(TokenTag)
+        let mut block: [u8; 16] = hashed.as_ref().try_into().ok()?;
+        self.finish.less_safe_encrypt(&mut block, EncryptionContext::None).ok()?;
+        Some(TokenTag(block))
     }
 }
 
@@ -237,6 +255,31 @@ mod tests {
         assert_ne!(cache.tag(&token[..token.len() - 1]), Some(tag));
         // Another cache (another process) has another key: its tags say nothing about these.
         assert_ne!(TokenCache::new(10).unwrap().tag(&token), Some(tag));
+    }
+
+    #[test]
+    fn the_tag_is_not_linear_in_the_token() {
+        // GHASH alone is linear: for four tokens of one length whose bytes XOR to zero, the
+        // four hashes XOR to zero too (the constant terms cancel in pairs), whatever the key.
+        // The AES step after it must break that, or bits of tags would tell about the hash key.
+        let mac = TokenMac::new().unwrap();
+        let block = |a: u8, b: u8| {
+            let mut t = [b'x'; 48];
+            t[0] ^= a;
+            t[20] ^= b;
+            t
+        };
+        let raw = |t: &[u8]| -> [u8; 16] {
+            let tag = mac
+                .ghash
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(t), &mut [])
+                .unwrap();
+            tag.as_ref().try_into().unwrap()
+        };
+        let xor = |tags: [[u8; 16]; 4]| -> [u8; 16] { std::array::from_fn(|i| tags.iter().fold(0, |x, t| x ^ t[i])) };
+        let four = [block(0, 0), block(1, 0), block(0, 1), block(1, 1)];
+        assert_eq!(xor(four.map(|t| raw(&t))), [0; 16], "GHASH is linear, so the test can tell");
+        assert_ne!(xor(four.map(|t| mac.tag(&t).unwrap().0)), [0; 16]);
     }
 
     #[test]
