@@ -6,7 +6,6 @@ use crate::reject::RejectionKind;
 use crate::strict_json::{Name, Seen};
 use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use smallvec::SmallVec;
 use smol_str::SmolStr;
 use std::borrow::Cow;
@@ -390,15 +389,11 @@ impl RawOrg<'_> {
     }
 }
 
-#[derive(Deserialize)]
+/// The system-user members of an entry, read in the one pass ([`Shaped`]).
 struct RawSystemUser<'a> {
-    #[serde(borrow)]
     systemuser_id: Option<OneOrMany<Name<'a>>>,
-    #[serde(borrow)]
     systemuser_org: Option<RawOrg<'a>>,
-    #[serde(borrow)]
     system_id: Option<Name<'a>>,
-    #[serde(borrow, rename = "externalRef")]
     external_ref: Option<Name<'a>>,
 }
 
@@ -413,15 +408,15 @@ pub(crate) fn parse_org(raw: Option<RawOrg<'_>>) -> Result<Option<Organisation>,
 /// Finds the system user in `authorization_details` (array or single object), for tests: the
 /// validator reads it with the other claims ([`AuthorizationDetails`]).
 #[cfg(test)]
-pub(crate) fn parse_system_user(raw: Option<&RawValue>) -> Result<Option<SystemUserClaim>, RejectionKind> {
+pub(crate) fn parse_system_user(raw: Option<&serde_json::value::RawValue>) -> Result<Option<SystemUserClaim>, RejectionKind> {
     let Some(raw) = raw else { return Ok(None) };
     let details: Option<AuthorizationDetails> = serde_json::from_str(raw.get()).map_err(|_| RejectionKind::InvalidClaims)?;
     details.map_or(Ok(None), AuthorizationDetails::system_user)
 }
 
 /// `authorization_details` (RFC 9396), read in the one pass over the payload that reads every
-/// claim: each entry's members go by once, and only the system-user entry's four values are
-/// read again, from the slices the pass kept.
+/// claim: each entry's members are read once, as they go by (the four system-user members into
+/// [`Shaped`] values whatever the entry's type, since `type` may come last).
 ///
 /// What it says is kept as data, not as a deserialization error, so that the validator still
 /// checks the issuer and the times first:
@@ -593,13 +588,15 @@ impl<'de> Visitor<'de> for EntryVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut ty: Option<Result<Option<Cow<'de, str>>, ()>> = None;
         let mut type_twice = false;
-        // The system-user members, as the payload spells them (read only for that type).
-        let mut values: [Option<&'de RawValue>; 4] = [None; 4];
+        // The system-user members, read as they go by; their shapes matter only for that type.
+        let mut ids: Shaped<OneOrMany<Name<'de>>> = Shaped(Ok(None));
+        let mut org: Shaped<RawOrg<'de>> = Shaped(Ok(None));
+        let mut system_id: Shaped<Name<'de>> = Shaped(Ok(None));
+        let mut external_ref: Shaped<Name<'de>> = Shaped(Ok(None));
         let mut names = Seen::default();
         let mut repeated = false;
         while let Some(name) = map.next_key::<Name<'de>>()? {
-            let member = Member::of(&name.0);
-            match member {
+            match Member::of(&name.0) {
                 Member::Type => {
                     let v = map.next_value::<TypeValue<'de>>()?.0;
                     type_twice |= ty.is_some();
@@ -608,10 +605,10 @@ impl<'de> Visitor<'de> for EntryVisitor {
                 Member::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
-                known => {
-                    let slot = known as usize - Member::SystemUserId as usize;
-                    values[slot] = Some(map.next_value::<&'de RawValue>()?);
-                }
+                Member::SystemUserId => ids = map.next_value()?,
+                Member::SystemUserOrg => org = map.next_value()?,
+                Member::SystemId => system_id = map.next_value()?,
+                Member::ExternalRef => external_ref = map.next_value()?,
             }
             repeated |= !names.insert(name);
         }
@@ -632,10 +629,17 @@ impl<'de> Visitor<'de> for EntryVisitor {
         if repeated {
             return Ok(Err(RejectionKind::InvalidSystemUser));
         }
-        Ok(RawSystemUser::from_values(values)
-            .and_then(RawSystemUser::into_claim)
-            .map(Some)
-            .ok_or(RejectionKind::InvalidSystemUser))
+        let members = (ids.0, org.0, system_id.0, external_ref.0);
+        let (Ok(systemuser_id), Ok(systemuser_org), Ok(system_id), Ok(external_ref)) = members else {
+            return Ok(Err(RejectionKind::InvalidSystemUser));
+        };
+        let raw = RawSystemUser {
+            systemuser_id,
+            systemuser_org,
+            system_id,
+            external_ref,
+        };
+        Ok(raw.into_claim().map(Some).ok_or(RejectionKind::InvalidSystemUser))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -668,25 +672,161 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
 }
 
-impl<'a> RawSystemUser<'a> {
-    /// The four members from the slices the pass kept (`systemuser_id`, `systemuser_org`,
-    /// `system_id`, `externalRef`); `None` if one has the wrong shape.
-    fn from_values(values: [Option<&'a RawValue>; 4]) -> Option<Self> {
-        fn read<'a, T: Deserialize<'a>>(v: Option<&'a RawValue>) -> Option<Option<T>> {
-            match v {
-                None => Some(None),
-                Some(v) => serde_json::from_str::<Option<T>>(v.get()).ok(),
-            }
-        }
-        let [id, org, system, external] = values;
-        Some(RawSystemUser {
-            systemuser_id: read(id)?,
-            systemuser_org: read(org)?,
-            system_id: read(system)?,
-            external_ref: read(external)?,
-        })
-    }
+/// A member's value as the one pass reads it: `Ok(None)` for `null` (or no member),
+/// `Ok(Some)` when it has the shape the member needs, `Err(())` for any other JSON value, which
+/// is read through: a wrong shape is the entry's problem, not the payload's. The shapes are
+/// what serde's derive of [`RawSystemUser`] over `Option<..>` members would accept, except
+/// that `systemuser_org` must be an object (the derive also took an array of its three
+/// members in order).
+struct Shaped<T>(Result<Option<T>, ()>);
 
+/// The visitor methods for the JSON values that never have the shape.
+macro_rules! wrong_shapes {
+    ($t:ty) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Shaped<$t>, E> {
+            Ok(Shaped(Err(())))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Shaped<$t>, E> {
+            Ok(Shaped(Err(())))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Shaped<$t>, E> {
+            Ok(Shaped(Err(())))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Shaped<$t>, E> {
+            Ok(Shaped(Err(())))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Shaped<$t>, E> {
+            Ok(Shaped(Ok(None)))
+        }
+    };
+}
+
+/// Reads the rest of a list, for a value already known to have the wrong shape.
+fn drain_seq<'de, A: SeqAccess<'de>, T>(mut seq: A) -> Result<Shaped<T>, A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(Shaped(Err(())))
+}
+
+/// Reads the rest of an object, for a value already known to have the wrong shape.
+fn drain_map<'de, A: MapAccess<'de>, T>(mut map: A) -> Result<Shaped<T>, A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(Shaped(Err(())))
+}
+
+/// A string (`system_id`, `externalRef`, and each member of `systemuser_org`).
+impl<'de> Deserialize<'de> for Shaped<Name<'de>> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Shaped<Name<'de>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Shaped(Ok(Some(Name(Cow::Borrowed(s))))))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Shaped(Ok(Some(Name(Cow::Owned(s.to_owned()))))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                drain_seq(seq)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                drain_map(map)
+            }
+            wrong_shapes!(Name<'de>);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A string or a list of strings (`systemuser_id`).
+impl<'de> Deserialize<'de> for Shaped<OneOrMany<Name<'de>>> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Shaped<OneOrMany<Name<'de>>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Shaped(Ok(Some(OneOrMany::One(Name(Cow::Borrowed(s)))))))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Shaped(Ok(Some(OneOrMany::One(Name(Cow::Owned(s.to_owned())))))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut all = SmallVec::new();
+                let mut wrong = false;
+                while let Some(Shaped(item)) = seq.next_element::<Shaped<Name<'de>>>()? {
+                    match item {
+                        Ok(Some(name)) if !wrong => all.push(name),
+                        _ => wrong = true,
+                    }
+                }
+                Ok(Shaped(if wrong { Err(()) } else { Ok(Some(OneOrMany::Many(all))) }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                drain_map(map)
+            }
+            wrong_shapes!(OneOrMany<Name<'de>>);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An organisation object (`systemuser_org`): `authority`, `ID`, `id`, each a string or `null`
+/// and named at most once; other members are ignored.
+impl<'de> Deserialize<'de> for Shaped<RawOrg<'de>> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Shaped<RawOrg<'de>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an organisation")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(Shaped(Err(())))
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Shaped(Err(())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                drain_seq(seq)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                // Each known member once, as the derive requires; `None` until it is named.
+                let mut members: [Option<Option<Name<'de>>>; 3] = [None, None, None];
+                let mut wrong = false;
+                while let Some(name) = map.next_key::<Name<'de>>()? {
+                    let slot = match &*name {
+                        "authority" => 0,
+                        "ID" => 1,
+                        "id" => 2,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    let Shaped(value) = map.next_value::<Shaped<Name<'de>>>()?;
+                    match value {
+                        Ok(v) if members[slot].is_none() => members[slot] = Some(v),
+                        _ => wrong = true,
+                    }
+                }
+                if wrong {
+                    return Ok(Shaped(Err(())));
+                }
+                let [authority, id_upper, id] = members.map(Option::flatten);
+                Ok(Shaped(Ok(Some(RawOrg { authority, id_upper, id }))))
+            }
+            wrong_shapes!(RawOrg<'de>);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'a> RawSystemUser<'a> {
     fn into_claim(self) -> Option<SystemUserClaim> {
         let names = self.systemuser_id?;
         let names = names.as_slice();
@@ -718,6 +858,7 @@ impl<'a> RawSystemUser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
 
     fn su(json: &str) -> Result<Option<SystemUserClaim>, RejectionKind> {
         let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
@@ -811,6 +952,49 @@ mod tests {
                 Err(RejectionKind::InvalidSystemUser),
                 "{system_id} {external}"
             );
+        }
+        // Each member's shape, read in the pass: a wrong one is read through (what follows it is
+        // still read) and makes the entry invalid.
+        let member = |name: &str, value: &str| {
+            let id = r#""systemuser_id":["f950ddae-06c3-4b57-b940-702417a90df0"]"#;
+            let org = r#""systemuser_org":{"ID":"0192:310702641"}"#;
+            let entry = match name {
+                "systemuser_id" => format!(r#"{{"type":"urn:altinn:systemuser","systemuser_id":{value},{org},"system_id":"x"}}"#),
+                _ => format!(r#"{{"type":"urn:altinn:systemuser",{id},"systemuser_org":{value},"system_id":"x"}}"#),
+            };
+            su(&format!(r#"[{entry},{{"type":"urn:altinn:consent","after":[{{"a":[1]}}]}}]"#))
+        };
+        for ids in [
+            r#"["f950ddae-06c3-4b57-b940-702417a90df0",null]"#,
+            r#"[["f950ddae-06c3-4b57-b940-702417a90df0"]]"#,
+            r#"{"a":["b"]}"#,
+            "7",
+            "null",
+        ] {
+            assert_eq!(member("systemuser_id", ids), Err(RejectionKind::InvalidSystemUser), "{ids}");
+        }
+        assert!(
+            member("systemuser_id", r#""f950ddae-06c3-4b57-b940-702417a90df0""#)
+                .unwrap()
+                .is_some()
+        );
+        for org in [
+            r#"["iso6523-actorid-upis","0192:310702641",null]"#,
+            r#"{"ID":"0192:310702641","ID":"0192:310702641"}"#,
+            r#"{"ID":null,"ID":"0192:310702641"}"#,
+            r#"{"ID":["0192:310702641"]}"#,
+            r#"{"authority":5,"ID":"0192:310702641"}"#,
+            r#""0192:310702641""#,
+        ] {
+            assert_eq!(member("systemuser_org", org), Err(RejectionKind::InvalidSystemUser), "{org}");
+        }
+        for org in [
+            r#"{"ID":"0192:310702641","note":[1,{"x":2}],"note":3}"#,
+            r#"{"authority":null,"id":"0192:310702641","ID":null}"#,
+            r#"{"\u0049D":"0192:310702641"}"#,
+        ] {
+            let read = member("systemuser_org", org).unwrap().unwrap();
+            assert_eq!(read.owner_org().to_string(), "310702641", "{org}");
         }
         let renamed_twice = good.replace(r#""system_id":"x""#, r#""system_id":"x","\u0073ystem_id":"y""#);
         assert_eq!(su(&renamed_twice), Err(RejectionKind::InvalidSystemUser));
