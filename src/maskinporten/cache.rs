@@ -52,9 +52,9 @@ impl std::fmt::Debug for TokenTag {
 /// tag is a pseudorandom function of the token: a tag, or any bit of one that timing might
 /// reveal, tells nothing about `H` or about the tag of any other token. This is the shape of
 /// AES-GCM-SIV's tag (a polynomial hash, then AES) with the hash key fixed instead of derived
-/// anew for every message; that per-message derivation (a key schedule and eight powers of
-/// the hash key, each time) was most of the MAC's cost and bought nothing here, as the nonce
-/// is fixed anyway. Tags never leave the process.
+/// anew for every message: with a fixed nonce that derivation (a key schedule and a table of
+/// powers of the hash key, each time) produced the same keys every time. Tags never leave the
+/// process.
 struct TokenMac {
     ghash: LessSafeKey,
     finish: EncryptingKey,

@@ -72,7 +72,8 @@ struct Stored {
 impl Stored {
     fn get(&self, span: Span) -> &str {
         // Spans are made by `from_data` over this very text, at character boundaries.
-        self.text.get(span.start as usize..(span.start + span.len) as usize).unwrap_or("")
+        let start = span.start as usize;
+        self.text.get(start..start + span.len as usize).unwrap_or("")
     }
 }
 
@@ -863,6 +864,35 @@ mod tests {
     fn su(json: &str) -> Result<Option<SystemUserClaim>, RejectionKind> {
         let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
         parse_system_user(Some(&raw))
+    }
+
+    #[test]
+    fn a_token_keeps_every_string_claim_in_one_text() {
+        let audience = [Name(Cow::Borrowed("x y")), Name(Cow::Borrowed("")), Name(Cow::Owned("zæ".into()))];
+        let t = MaskinportenToken::from_data(TokenData {
+            issuer: "https://test.maskinporten.no/".into(),
+            issuer_kind: TokenIssuer::Maskinporten,
+            scope: "  a:b  c:d e ",
+            client_id: Some("client"),
+            client_amr: None,
+            consumer: None,
+            supplier: None,
+            jti: Some("jti-ø"),
+            issued_at: 1,
+            expires_at: 2,
+            audience: &audience,
+            system_user: None,
+        });
+        assert_eq!(t.scopes().collect::<Vec<_>>(), ["a:b", "c:d", "e"]);
+        assert_eq!(t.scopes().len(), 3);
+        assert!(t.has_scope("c:d") && !t.has_scope("c") && !t.has_scope(""));
+        assert_eq!(t.audience().collect::<Vec<_>>(), ["x y", "", "zæ"]);
+        assert_eq!((t.client_id(), t.client_amr(), t.jti()), (Some("client"), None, Some("jti-ø")));
+        let debug = format!("{t:?}");
+        assert!(
+            debug.contains(r#"client_id: Some("client")"#) && debug.contains(r#"scopes: ["a:b", "c:d", "e"]"#),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -111,8 +111,9 @@ struct RawHeader<'a> {
 /// issuer and key carry the same header, so the next one skips decoding and reading it. A
 /// header is taken from here only when it is the same bytes (and the allowed algorithms the
 /// same); only a token whose signature verified is remembered, so a stream of forged tokens
-/// cannot keep replacing it. One entry: with two keys in use at once the entry changes often,
-/// which costs what reading the header costs anyway.
+/// cannot keep replacing it. One entry: when tokens with two headers alternate (two keys in
+/// use, or Maskinporten's and Altinn's tokens on one route) it is replaced often, each time for
+/// the cost of reading the header plus one small allocation.
 #[derive(Default)]
 pub(crate) struct HeaderMemo(ArcSwapOption<RememberedHeader>);
 
