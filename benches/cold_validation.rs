@@ -118,19 +118,18 @@ fn main() {
     g.finish();
     if common::benchmarking() {
         let r = common::ratio("cold validation (cache insert included) / bare RSA verify", &mut bare, &mut ours);
-        println!(
-            "TARGET cold <= 1.2x bare RSA (the larger of the two summaries): {}",
-            if r <= 1.2 { "met" } else { "MISSED" }
-        );
         common::ratio("cold validation (cache off) / bare RSA verify", &mut bare, &mut ours_uncached);
         // No request may have hit the cache: one more pass, call by call, against a third of
-        // the bare verify's time.
+        // the bare verify's time. The target is judged only after it.
         let floor = bare(TOKENS as u64) / TOKENS as u32 / 3;
         let hits = (0..TOKENS).filter(|_| run(&mut svc, &bearers, &mut next, 1) < floor).count();
         println!("HITS token-cache hits in a pass over the {TOKENS} tokens: {hits} (must be 0)");
-        if hits > 0 {
-            println!("TARGET cold: the run above is INVALID: requests hit the token cache");
-        }
+        let verdict = match (hits, r <= 1.2) {
+            (1.., _) => "INVALID (requests hit the token cache)",
+            (0, true) => "met",
+            (0, false) => "MISSED",
+        };
+        println!("TARGET cold (cache insert included) <= 1.2x bare RSA (the larger of the two summaries): {verdict}");
     }
     c.final_summary();
 }

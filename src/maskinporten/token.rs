@@ -85,6 +85,7 @@ impl MaskinportenToken {
         let len = scopes().map(str::len).sum::<usize>()
             + audience().map(str::len).sum::<usize>()
             + optional.iter().flatten().map(|s| s.len()).sum::<usize>();
+        debug_assert!(len < u32::MAX as usize, "a token is at most 8 KB");
         let mut text = String::with_capacity(len);
         // A token is at most `MAX_TOKEN_BYTES` (8 KB), so every offset fits.
         let mut push = |s: &str| {
@@ -678,7 +679,10 @@ impl<'de> Visitor<'de> for EntryVisitor {
 /// is read through: a wrong shape is the entry's problem, not the payload's. The shapes are
 /// what serde's derive of [`RawSystemUser`] over `Option<..>` members would accept, except
 /// that `systemuser_org` must be an object (the derive also took an array of its three
-/// members in order).
+/// members in order). What serde_json itself cannot read here (a number beyond `f64`, a lone
+/// UTF-16 surrogate in a string) fails the payload (`invalid-claims`), in an entry of any type,
+/// as it does in any claim this crate reads; these members used to be skipped unread until
+/// `type` was known.
 struct Shaped<T>(Result<Option<T>, ()>);
 
 /// The visitor methods for the JSON values that never have the shape.
@@ -1025,6 +1029,12 @@ mod tests {
         ] {
             let read = member("systemuser_org", org).unwrap().unwrap();
             assert_eq!(read.owner_org().to_string(), "310702641", "{org}");
+        }
+        // What serde_json cannot read in these members fails the payload, whatever the type.
+        for (name, value) in [("system_id", "1e400"), ("externalRef", r#""\udead""#)] {
+            let other = format!(r#"[{{"type":"urn:altinn:consent","{name}":{value}}}]"#);
+            assert!(serde_json::from_str::<Box<RawValue>>(&other).is_ok(), "valid JSON: {other}");
+            assert_eq!(su(&other), Err(RejectionKind::InvalidClaims), "{other}");
         }
         let renamed_twice = good.replace(r#""system_id":"x""#, r#""system_id":"x","\u0073ystem_id":"y""#);
         assert_eq!(su(&renamed_twice), Err(RejectionKind::InvalidSystemUser));

@@ -37,14 +37,24 @@ pub(crate) const VENDOR_ORG: &str = "991825827";
 /// Upper bound for a program to start or stop: a failure bound, not a timing assertion.
 const STARTUP: Duration = Duration::from_secs(60);
 
-/// A fresh directory under the test target's temporary directory. The first call of a test run
-/// removes what earlier runs left there.
+/// A fresh directory under the test target's temporary directory. The first call in a process
+/// removes what earlier runs left there: only directories untouched for an hour, since other
+/// test processes (nextest runs each test in its own) may be using theirs right now.
 pub(crate) fn tmp_dir(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     static CLEAN: std::sync::Once = std::sync::Once::new();
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("altinn-pep");
     CLEAN.call_once(|| {
-        let _ = std::fs::remove_dir_all(&root);
+        let stale = |e: &std::fs::DirEntry| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(3600)))
+        };
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            if stale(&entry) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     });
     let n = N.fetch_add(1, Ordering::Relaxed);
     let dir = root.join(format!("{name}-{}-{n}", std::process::id()));
