@@ -12,10 +12,9 @@
 //! any answer is not the expected one.
 
 use altinn_systemuser::maskinporten::MaskinportenLayer;
-use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
 use altinn_systemuser::reject::RefusalForm;
 use altinn_systemuser::systemuser::{SystemUser, SystemUserLayer};
-use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
+use altinn_systemuser::test_util::{FakeAltinn, FakeMaskinporten};
 use http::uri::PathAndQuery;
 use std::convert::Infallible;
 use std::future::Future;
@@ -100,25 +99,7 @@ pub(crate) struct Demo {
 pub(crate) async fn start() -> Result<Demo, Box<dyn std::error::Error>> {
     let maskinporten = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&maskinporten, "grpc-demo-key").await;
-    let provider = TestKey::for_role(KeyRole::Provider).with_kid("grpc-provider");
-    maskinporten.register_client(ClientRegistration::new(
-        "grpc-provider",
-        &provider,
-        "974760673",
-        &["altinn:authorization/authorize"],
-    ));
-    let pdp = AltinnPdp::builder()
-        .platform_url(altinn.platform_url())
-        .subscription_key("grpc-demo-key")
-        .credentials(
-            MaskinportenCredentials::builder()
-                .issuer(maskinporten.issuer())
-                .client_id("grpc-provider")
-                .key_id("grpc-provider")
-                .private_key_pem(provider.private_key_pkcs8_pem().as_bytes())
-                .build()?,
-        )
-        .build()?;
+    let pdp = altinn.pdp_client(&maskinporten, "grpc-provider");
     let permitted = Uuid::new_v4();
     let not_permitted = Uuid::new_v4();
     altinn.permit(permitted, "read", "kravogbetaling", "310702641");

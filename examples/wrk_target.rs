@@ -12,11 +12,10 @@
 //! difference is the layers.
 
 use altinn_systemuser::maskinporten::MaskinportenLayer;
-use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
 use altinn_systemuser::reject::RefusalForm;
 use altinn_systemuser::stack::AuthLayer;
 use altinn_systemuser::systemuser::SystemUserLayer;
-use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
+use altinn_systemuser::test_util::{FakeAltinn, FakeMaskinporten};
 use axum::Router;
 use axum::routing::get;
 use std::io::Write;
@@ -40,26 +39,7 @@ fn main() {
 async fn serve() {
     let mp = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&mp, "wrk-subscription-key").await;
-    let provider = TestKey::for_role(KeyRole::Provider).with_kid("wrk-provider");
-    mp.register_client(ClientRegistration::new(
-        "wrk-provider",
-        &provider,
-        "974760673",
-        &["altinn:authorization/authorize"],
-    ));
-    let credentials = MaskinportenCredentials::builder()
-        .issuer(mp.issuer())
-        .client_id("wrk-provider")
-        .key_id(provider.kid())
-        .private_key_pem(provider.private_key_pkcs8_pem().as_bytes())
-        .build()
-        .expect("credentials");
-    let pdp = AltinnPdp::builder()
-        .platform_url(altinn.platform_url())
-        .subscription_key("wrk-subscription-key")
-        .credentials(credentials)
-        .build()
-        .expect("pdp");
+    let pdp = altinn.pdp_client(&mp, "wrk-provider");
     let maskinporten = MaskinportenLayer::builder()
         .issuer(mp.issuer())
         .require_scope(SCOPE)

@@ -319,36 +319,15 @@ pub(crate) enum OneOrMany<T> {
 
 /// Accepts exactly what `#[serde(untagged)]` over `One(Name)` / `Many(Vec<Name>)` would, but in
 /// one pass (untagged buffers the value and builds, and formats, an error for the variant that
-/// does not match, on every token). Strings are borrowed from the payload where they have no
-/// escapes (a UUID never does): no allocation per string, and none for a list of up to two.
+/// does not match, on every token). Read as [`Shaped`] reads `systemuser_id`, with any other
+/// shape an error. Strings are borrowed from the payload where they have no escapes (a UUID
+/// never does): no allocation per string, and none for a list of up to two.
 impl<'de: 'a, 'a> Deserialize<'de> for OneOrMany<Name<'a>> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // `SmallVec` is invariant in its items: the visitor builds `Name<'a>`s from the start.
-        struct TextOrSeq<'a>(std::marker::PhantomData<Name<'a>>);
-        impl<'de: 'a, 'a> Visitor<'de> for TextOrSeq<'a> {
-            type Value = OneOrMany<Name<'a>>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-
-            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(OneOrMany::One(Name(Cow::Borrowed(s))))
-            }
-
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(OneOrMany::One(Name(Cow::Owned(s.to_owned()))))
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut all = SmallVec::new();
-                while let Some(s) = seq.next_element::<Name<'de>>()? {
-                    all.push(s);
-                }
-                Ok(OneOrMany::Many(all))
-            }
+        match Shaped::<OneOrMany<Name<'a>>>::deserialize(d)?.0 {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) | Err(()) => Err(serde::de::Error::custom("expected a string or an array of strings")),
         }
-        d.deserialize_any(TextOrSeq(std::marker::PhantomData))
     }
 }
 
@@ -745,12 +724,13 @@ impl<'de> Deserialize<'de> for Shaped<Name<'de>> {
     }
 }
 
-/// A string or a list of strings (`systemuser_id`).
-impl<'de> Deserialize<'de> for Shaped<OneOrMany<Name<'de>>> {
+/// A string or a list of strings (`systemuser_id`; `aud` through [`OneOrMany`]'s own reader).
+impl<'de: 'a, 'a> Deserialize<'de> for Shaped<OneOrMany<Name<'a>>> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Shaped<OneOrMany<Name<'de>>>;
+        // `SmallVec` is invariant in its items: the visitor builds `Name<'a>`s from the start.
+        struct V<'a>(std::marker::PhantomData<Name<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Shaped<OneOrMany<Name<'a>>>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string or an array of strings")
             }
@@ -774,9 +754,9 @@ impl<'de> Deserialize<'de> for Shaped<OneOrMany<Name<'de>>> {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 drain_map(map)
             }
-            wrong_shapes!(OneOrMany<Name<'de>>);
+            wrong_shapes!(OneOrMany<Name<'a>>);
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 

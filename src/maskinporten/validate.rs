@@ -22,7 +22,6 @@ use base64_simd::Out;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use smol_str::SmolStr;
-use std::fmt;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -123,12 +122,6 @@ struct RememberedHeader {
     algorithms: u8,
     alg: Algorithm,
     kid: SmolStr,
-}
-
-impl fmt::Debug for HeaderMemo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HeaderMemo")
-    }
 }
 
 impl HeaderMemo {

@@ -26,11 +26,10 @@
 //! Tokio worker threads (default 2).
 
 use altinn_systemuser::maskinporten::MaskinportenLayer;
-use altinn_systemuser::pdp::{AltinnPdp, MaskinportenCredentials};
 use altinn_systemuser::reject::RefusalForm;
 use altinn_systemuser::stack::AuthLayer;
 use altinn_systemuser::systemuser::SystemUserLayer;
-use altinn_systemuser::test_util::{ClientRegistration, FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
+use altinn_systemuser::test_util::{FakeAltinn, FakeMaskinporten, KeyRole, TestKey};
 use jwt_authorizer::{Authorizer, IntoLayer, JwtAuthorizer, Validation};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -97,27 +96,8 @@ async fn serve(dir: PathBuf, n: usize) {
     let mp = FakeMaskinporten::start().await;
     let altinn = FakeAltinn::start(&mp, "versus-subscription-key").await;
 
-    // The PDP client of the "both layers" route, exactly as examples/wrk_target.rs sets it up.
-    let provider = TestKey::for_role(KeyRole::Provider).with_kid("versus-provider");
-    mp.register_client(ClientRegistration::new(
-        "versus-provider",
-        &provider,
-        "974760673",
-        &["altinn:authorization/authorize"],
-    ));
-    let credentials = MaskinportenCredentials::builder()
-        .issuer(mp.issuer())
-        .client_id("versus-provider")
-        .key_id(provider.kid())
-        .private_key_pem(provider.private_key_pkcs8_pem().as_bytes())
-        .build()
-        .expect("credentials");
-    let pdp = AltinnPdp::builder()
-        .platform_url(altinn.platform_url())
-        .subscription_key("versus-subscription-key")
-        .credentials(credentials)
-        .build()
-        .expect("pdp");
+    // The PDP client of the "both layers" route, as examples/wrk_target.rs sets it up.
+    let pdp = altinn.pdp_client(&mp, "versus-provider");
     let system_user = SystemUserLayer::builder()
         .pdp(pdp)
         .resource(RESOURCE)

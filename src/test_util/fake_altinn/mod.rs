@@ -222,6 +222,38 @@ impl FakeAltinn {
         self.st().platform.clone()
     }
 
+    /// A PDP client of this fake, wired as a service provider wires one: a Maskinporten client
+    /// `client_id` registered at `maskinporten` (organisation 974760673, scope
+    /// `altinn:authorization/authorize`) under the pooled [`KeyRole::Provider`] key with `kid`
+    /// `client_id`, and this fake's subscription key. For benchmarks and examples that need the
+    /// system-user layer against the fakes; `examples/quickstart.rs` shows the wiring itself.
+    ///
+    /// # Panics
+    ///
+    /// Never for the fakes' own URLs (the builders' errors are for bad configuration).
+    pub fn pdp_client(&self, maskinporten: &FakeMaskinporten, client_id: &str) -> crate::pdp::AltinnPdp {
+        let provider = TestKey::for_role(KeyRole::Provider).with_kid(client_id);
+        maskinporten.register_client(super::ClientRegistration::new(
+            client_id,
+            &provider,
+            "974760673",
+            &[crate::pdp::AUTHORIZE_SCOPE],
+        ));
+        let credentials = crate::pdp::MaskinportenCredentials::builder()
+            .issuer(maskinporten.issuer())
+            .client_id(client_id)
+            .key_id(provider.kid())
+            .private_key_pem(provider.private_key_pkcs8_pem().as_bytes())
+            .build()
+            .expect("credentials for the fake Maskinporten");
+        crate::pdp::AltinnPdp::builder()
+            .platform_url(self.platform_url())
+            .subscription_key(self.st().subscription_key.clone())
+            .credentials(credentials)
+            .build()
+            .expect("a PDP client for the fake Altinn")
+    }
+
     /// `{platform}/authorization/api/v1/authorize`.
     pub fn pdp_url(&self) -> String {
         format!("{}/authorization/api/v1/authorize", self.st().platform)
